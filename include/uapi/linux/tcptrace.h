@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * tcptrace: the ABI of /dev/tcptrace.
+ *
+ * The module records one struct tcptrace_record for every TCP state
+ * transition (tracepoint sock:inet_sock_set_state) into a per-CPU buffer.
+ * read() on /dev/tcptrace returns whole records, merged across CPUs in
+ * timestamp order.  When a CPU's buffer is full, transitions are dropped and
+ * counted; the count reaches the reader in-band as a TCPTRACE_REC_LOST record
+ * at the place of the gap, so that for every CPU
+ *
+ *	transitions produced = records delivered + sum of loss counts
+ *
+ * holds exactly (records thrown away by TCPTRACE_IOC_CLEAR aside, which the
+ * statistics count).
+ *
+ * This header is shared by the module, the reader and the selftests.  Check
+ * tcptrace_info.abi_version and .record_size before decoding anything.
+ */
+#ifndef _UAPI_LINUX_TCPTRACE_H
+#define _UAPI_LINUX_TCPTRACE_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define TCPTRACE_ABI_VERSION	1
+#define TCPTRACE_DEVICE		"/dev/tcptrace"
+
+/* TCP states, numbered as the kernel numbers them (include/net/tcp_states.h). */
+enum tcptrace_state {
+	TCPTRACE_ESTABLISHED = 1,
+	TCPTRACE_SYN_SENT = 2,
+	TCPTRACE_SYN_RECV = 3,
+	TCPTRACE_FIN_WAIT1 = 4,
+	TCPTRACE_FIN_WAIT2 = 5,
+	TCPTRACE_TIME_WAIT = 6,
+	TCPTRACE_CLOSE = 7,
+	TCPTRACE_CLOSE_WAIT = 8,
+	TCPTRACE_LAST_ACK = 9,
+	TCPTRACE_LISTEN = 10,
+	TCPTRACE_CLOSING = 11,
+	TCPTRACE_NEW_SYN_RECV = 12,
+	TCPTRACE_BOUND_INACTIVE = 13,
+	TCPTRACE_STATE_MAX
+};
+
+/*
+ * The states' names, as an initializer for an array indexed by state:
+ *	static const char *const names[TCPTRACE_STATE_MAX] = TCPTRACE_STATE_NAMES;
+ */
+#define TCPTRACE_STATE_NAMES {				\
+	[TCPTRACE_ESTABLISHED] = "ESTABLISHED",		\
+	[TCPTRACE_SYN_SENT] = "SYN_SENT",		\
+	[TCPTRACE_SYN_RECV] = "SYN_RECV",		\
+	[TCPTRACE_FIN_WAIT1] = "FIN_WAIT1",		\
+	[TCPTRACE_FIN_WAIT2] = "FIN_WAIT2",		\
+	[TCPTRACE_TIME_WAIT] = "TIME_WAIT",		\
+	[TCPTRACE_CLOSE] = "CLOSE",			\
+	[TCPTRACE_CLOSE_WAIT] = "CLOSE_WAIT",		\
+	[TCPTRACE_LAST_ACK] = "LAST_ACK",		\
+	[TCPTRACE_LISTEN] = "LISTEN",			\
+	[TCPTRACE_CLOSING] = "CLOSING",			\
+	[TCPTRACE_NEW_SYN_RECV] = "NEW_SYN_RECV",	\
+	[TCPTRACE_BOUND_INACTIVE] = "BOUND_INACTIVE",	\
+}
+
+/* tcptrace_record.type */
+enum tcptrace_type {
+	TCPTRACE_REC_STATE = 1,	/* a state transition: .ev is valid */
+	TCPTRACE_REC_LOST = 2,	/* transitions dropped: .loss is valid */
+};
+
+/* tcptrace_record.ctx: what the CPU was doing when the transition happened */
+enum tcptrace_ctx {
+	TCPTRACE_CTX_TASK = 0,	/* process context: .ev.pid/tgid/comm are valid */
+	TCPTRACE_CTX_SOFTIRQ = 1,	/* serving a softirq (packet receive, timers) */
+	TCPTRACE_CTX_HARDIRQ = 2,
+	TCPTRACE_CTX_NMI = 3,
+};
+
+/* tcptrace_event.flags */
+/*
+ * Addresses and remote port are not known yet: a socket accepted from a
+ * listener is cloned from it, and its first transition (LISTEN -> SYN_RECV)
+ * happens before the kernel copies the peer's address into it.
+ */
+#define TCPTRACE_F_ADDR_UNSET	0x01
+/*
+ * snd_una, snd_nxt, rcv_nxt and write_seq hold no sequence numbers yet:
+ * CLOSE -> SYN_SENT is recorded before the ISN is chosen, LISTEN -> SYN_RECV
+ * before the child's sequence space is set up.
+ */
+#define TCPTRACE_F_SEQ_UNSET	0x02
+/*
+ * sock_id is not known.  A child is cloned from its listener before the
+ * kernel gives it a cookie of its own, so the module holds the record of its
+ * LISTEN -> SYN_RECV back until the child's next transition, which on the
+ * same CPU (the usual case) tells its id.  A record displaced before that --
+ * a Fast Open child that completes on another CPU -- has this flag and
+ * sock_id 0.
+ */
+#define TCPTRACE_F_ID_UNSET	0x04
+
+/**
+ * struct tcptrace_event - one TCP state transition (112 bytes)
+ * @sock_id: the kernel's socket cookie, as shown by ``ss -e`` and returned by
+ *	SO_COOKIE and bpf_get_socket_cookie(): unique per socket for the life of
+ *	the system, never an address.
+ * @family: AF_INET or AF_INET6 (IPv4 peers of an IPv6 socket are v4-mapped).
+ * @oldstate: state left, enum tcptrace_state.
+ * @newstate: state entered.
+ * @flags: TCPTRACE_F_*.
+ * @lport: local port, host byte order; 0 before the port is chosen.
+ * @rport: remote port, host byte order.
+ * @pid: thread id in the initial pid namespace; 0 outside task context.
+ * @tgid: process id; 0 outside task context.
+ * @comm: task name, NUL-terminated; empty outside task context.
+ * @laddr: local address, network byte order; IPv4 uses the first 4 bytes.
+ * @raddr: remote address, likewise.
+ * @snd_una: first sequence number not yet acknowledged by the peer.
+ * @snd_nxt: next sequence number to send.
+ * @rcv_nxt: next sequence number expected from the peer (the ACK we send).
+ * @write_seq: sequence number after the last byte queued by the application;
+ *	at FIN_WAIT1 and LAST_ACK it is the sequence number of our FIN.
+ * @bytes_acked: bytes of ours the peer has acknowledged (RFC 4898).
+ * @bytes_received: bytes received in order from the peer (RFC 4898).
+ * @total_retrans: segments retransmitted over the connection's life.
+ * @srtt_us: smoothed round-trip time in microseconds; 0 if not measured.
+ */
+struct tcptrace_event {
+	__u64	sock_id;
+	__u8	family;
+	__u8	oldstate;
+	__u8	newstate;
+	__u8	flags;
+	__u16	lport;
+	__u16	rport;
+	__u32	pid;
+	__u32	tgid;
+	char	comm[16];
+	__u8	laddr[16];
+	__u8	raddr[16];
+	__u32	snd_una;
+	__u32	snd_nxt;
+	__u32	rcv_nxt;
+	__u32	write_seq;
+	__u64	bytes_acked;
+	__u64	bytes_received;
+	__u32	total_retrans;
+	__u32	srtt_us;
+};
+
+/**
+ * struct tcptrace_loss - transitions that did not fit in a CPU's buffer
+ * @count: transitions dropped on this CPU since the previous loss record.
+ * @total: transitions dropped on this CPU since the module was loaded.
+ * @reserved: zero.
+ */
+struct tcptrace_loss {
+	__u64	count;
+	__u64	total;
+	__u64	reserved[12];
+};
+
+/**
+ * struct tcptrace_record - the unit read() returns (128 bytes)
+ * @ts_ns: CLOCK_MONOTONIC time of the transition, or of the last drop a
+ *	loss record reports.
+ * @cpu: the CPU that recorded it (the buffer it came from).
+ * @type: enum tcptrace_type.
+ * @ctx: enum tcptrace_ctx; TCPTRACE_CTX_TASK for loss records.
+ * @netns: inode number of the socket's network namespace (as in
+ *	/proc/PID/ns/net); 0 in loss records.
+ * @ev: the transition, when @type is TCPTRACE_REC_STATE.
+ * @loss: the loss, when @type is TCPTRACE_REC_LOST.
+ */
+struct tcptrace_record {
+	__u64	ts_ns;
+	__u16	cpu;
+	__u8	type;
+	__u8	ctx;
+	__u32	netns;
+	union {
+		struct tcptrace_event	ev;
+		struct tcptrace_loss	loss;
+	};
+};
+
+/**
+ * struct tcptrace_info - what the module is (TCPTRACE_IOC_INFO)
+ * @abi_version: TCPTRACE_ABI_VERSION of the module.
+ * @record_size: sizeof(struct tcptrace_record) of the module.
+ * @nr_cpus: number of per-CPU buffers (CPU ids run from 0 to nr_cpus - 1).
+ * @buffer_records: capacity of each CPU's buffer, in records.
+ * @clock: clock of tcptrace_record.ts_ns, a clockid_t (CLOCK_MONOTONIC).
+ * @reserved: zero.
+ * @version: the module's version string, NUL-terminated.
+ */
+struct tcptrace_info {
+	__u32	abi_version;
+	__u32	record_size;
+	__u32	nr_cpus;
+	__u32	buffer_records;
+	__u32	clock;
+	__u32	reserved[3];
+	char	version[32];
+};
+
+/**
+ * struct tcptrace_cpu_stats - one CPU's counters
+ * @recorded: transitions written into this CPU's buffer.
+ * @lost: transitions dropped because the buffer was full.
+ * @lost_reported: of @lost, how many loss records returned by read() reported.
+ * @filtered: TCP transitions the kernel-side filter rejected; not lost.
+ * @delivered: transition records returned by read().
+ * @discarded: transition records thrown away by TCPTRACE_IOC_CLEAR.
+ * @buffer_records: capacity of the buffer, in records.
+ * @queued: records waiting in the buffer now.
+ *
+ * All counters but @queued only grow.  Once the buffers are drained,
+ * recorded = delivered + discarded and lost = lost_reported.
+ */
+struct tcptrace_cpu_stats {
+	__u64	recorded;
+	__u64	lost;
+	__u64	lost_reported;
+	__u64	filtered;
+	__u64	delivered;
+	__u64	discarded;
+	__u32	buffer_records;
+	__u32	queued;
+};
+
+/**
+ * struct tcptrace_stats - argument of TCPTRACE_IOC_STATS
+ * @nr_cpus: in: entries @cpu has room for; out: number of CPUs (nr_cpu_ids).
+ *	Entries beyond both are left alone.
+ * @reserved: zero.
+ * @cpu: per-CPU counters, indexed by CPU id.
+ */
+struct tcptrace_stats {
+	__u32	nr_cpus;
+	__u32	reserved;
+	struct tcptrace_cpu_stats cpu[];
+};
+
+#define TCPTRACE_MAX_RANGES	8
+
+/* An inclusive range of ports, host byte order; lo <= hi. */
+struct tcptrace_port_range {
+	__u16	lo;
+	__u16	hi;
+};
+
+/**
+ * struct tcptrace_filter - which transitions the module records
+ * @family: 0 for any, AF_INET or AF_INET6.
+ * @nr_ports: number of ranges in @ports.
+ * @nr_lports: number of ranges in @lports.
+ * @nr_rports: number of ranges in @rports.
+ * @old_states: bit (1 << state) set for each state of interest as the state left.
+ * @new_states: bit (1 << state) set for each state of interest as the state entered.
+ * @netns: 0 for any, else the inode number of one network namespace.
+ * @reserved: zero.
+ * @ports: the local or the remote port is in one of these ranges.
+ * @lports: the local port is in one of these ranges.
+ * @rports: the remote port is in one of these ranges.
+ *
+ * A transition is recorded when it passes every part that is set: the
+ * family; the netns; each non-empty port list; and, when either state mask
+ * is non-zero, when its old state is in @old_states or its new state is in
+ * @new_states.  The all-zero filter records every TCP transition.
+ * Transitions the filter rejects are counted as filtered, never as lost.
+ * Note that CLOSE -> SYN_SENT is recorded before the local port is chosen
+ * (lport 0), and LISTEN -> SYN_RECV before the remote port is known.
+ */
+struct tcptrace_filter {
+	__u16	family;
+	__u8	nr_ports;
+	__u8	nr_lports;
+	__u8	nr_rports;
+	__u8	reserved[3];
+	__u32	old_states;
+	__u32	new_states;
+	__u32	netns;
+	struct tcptrace_port_range ports[TCPTRACE_MAX_RANGES];
+	struct tcptrace_port_range lports[TCPTRACE_MAX_RANGES];
+	struct tcptrace_port_range rports[TCPTRACE_MAX_RANGES];
+};
+
+#define TCPTRACE_IOC_MAGIC	0xE7
+
+/* Fill struct tcptrace_info. */
+#define TCPTRACE_IOC_INFO	_IOR(TCPTRACE_IOC_MAGIC, 0x01, struct tcptrace_info)
+/* Fill struct tcptrace_stats and as many entries of its cpu[] as fit. */
+#define TCPTRACE_IOC_STATS	_IOWR(TCPTRACE_IOC_MAGIC, 0x02, struct tcptrace_stats)
+/* Read the filter in force. */
+#define TCPTRACE_IOC_GET_FILTER	_IOR(TCPTRACE_IOC_MAGIC, 0x03, struct tcptrace_filter)
+/* Replace the filter, atomically; EINVAL and no change if any field is bad. */
+#define TCPTRACE_IOC_SET_FILTER	_IOW(TCPTRACE_IOC_MAGIC, 0x04, struct tcptrace_filter)
+/*
+ * Throw away every buffered transition record (counted as discarded).  Losses
+ * are never thrown away: they are still reported by the next read().
+ */
+#define TCPTRACE_IOC_CLEAR	_IO(TCPTRACE_IOC_MAGIC, 0x05)
+
+#endif /* _UAPI_LINUX_TCPTRACE_H */

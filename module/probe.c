@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The probe on sock:inet_sock_set_state, which the kernel calls for every
+ * state change of a TCP (and DCCP, SCTP, MPTCP) socket.  The tracepoint is
+ * not exported to modules, so it is looked up by name and attached with
+ * tracepoint_probe_register(), as samples/trace_events does.
+ */
+
+#include <linux/irqflags.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/tracepoint.h>
+#include <net/inet_sock.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include <net/tcp_states.h>
+#include "tcptrace.h"
+
+#define TCPTRACE_TP_NAME	"inet_sock_set_state"
+
+static struct tracepoint *tcptrace_tp;
+
+/* The ABI numbers states as the kernel does. */
+static_assert((int)TCPTRACE_ESTABLISHED == TCP_ESTABLISHED);
+static_assert((int)TCPTRACE_SYN_SENT == TCP_SYN_SENT);
+static_assert((int)TCPTRACE_SYN_RECV == TCP_SYN_RECV);
+static_assert((int)TCPTRACE_FIN_WAIT1 == TCP_FIN_WAIT1);
+static_assert((int)TCPTRACE_FIN_WAIT2 == TCP_FIN_WAIT2);
+static_assert((int)TCPTRACE_TIME_WAIT == TCP_TIME_WAIT);
+static_assert((int)TCPTRACE_CLOSE == TCP_CLOSE);
+static_assert((int)TCPTRACE_CLOSE_WAIT == TCP_CLOSE_WAIT);
+static_assert((int)TCPTRACE_LAST_ACK == TCP_LAST_ACK);
+static_assert((int)TCPTRACE_LISTEN == TCP_LISTEN);
+static_assert((int)TCPTRACE_CLOSING == TCP_CLOSING);
+static_assert((int)TCPTRACE_NEW_SYN_RECV == TCP_NEW_SYN_RECV);
+static_assert((int)TCPTRACE_BOUND_INACTIVE == TCP_BOUND_INACTIVE);
+static_assert(sizeof(struct tcptrace_record) == 128);
+static_assert(sizeof_field(struct tcptrace_event, comm) == TASK_COMM_LEN);
+
+static enum tcptrace_ctx tcptrace_ctx(void)
+{
+	if (in_nmi())
+		return TCPTRACE_CTX_NMI;
+	if (in_hardirq())
+		return TCPTRACE_CTX_HARDIRQ;
+	if (in_serving_softirq())
+		return TCPTRACE_CTX_SOFTIRQ;
+	return TCPTRACE_CTX_TASK;
+}
+
+static void tcptrace_fill_addrs(struct tcptrace_event *ev,
+				const struct sock *sk)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6) {
+		memcpy(ev->laddr, &sk->sk_v6_rcv_saddr, sizeof(ev->laddr));
+		memcpy(ev->raddr, &sk->sk_v6_daddr, sizeof(ev->raddr));
+		return;
+	}
+#endif
+	memcpy(ev->laddr, &sk->sk_rcv_saddr, sizeof(sk->sk_rcv_saddr));
+	memset(ev->laddr + sizeof(sk->sk_rcv_saddr), 0,
+	       sizeof(ev->laddr) - sizeof(sk->sk_rcv_saddr));
+	memcpy(ev->raddr, &sk->sk_daddr, sizeof(sk->sk_daddr));
+	memset(ev->raddr + sizeof(sk->sk_daddr), 0,
+	       sizeof(ev->raddr) - sizeof(sk->sk_daddr));
+}
+
+/*
+ * Which parts of the socket do not describe the connection yet.  A child
+ * cloned from a listener enters SYN_RECV before its addresses and sequence
+ * space are set up; a connecting socket enters SYN_SENT before its ISN is
+ * chosen; a listener has no sequence space.
+ */
+static u8 tcptrace_unset(int oldstate, int newstate)
+{
+	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV)
+		return TCPTRACE_F_ADDR_UNSET | TCPTRACE_F_SEQ_UNSET;
+	if (oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
+	    newstate == TCP_LISTEN)
+		return TCPTRACE_F_SEQ_UNSET;
+	return 0;
+}
+
+/* Every byte but the time is written: slots are reused. */
+static void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
+			  int oldstate, int newstate)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	struct tcptrace_event *ev = &rec->ev;
+	enum tcptrace_ctx ctx = tcptrace_ctx();
+
+	rec->cpu = smp_processor_id();
+	rec->type = TCPTRACE_REC_STATE;
+	rec->ctx = ctx;
+	rec->netns = sock_net(sk)->ns.inum;
+
+	ev->sock_id = tcptrace_sock_cookie(sk);
+	ev->family = sk->sk_family;
+	ev->oldstate = oldstate;
+	ev->newstate = newstate;
+	ev->flags = tcptrace_unset(oldstate, newstate);
+	/* inet_num is 0 again by the time a socket enters CLOSE: not it. */
+	ev->lport = ntohs(inet_sk(sk)->inet_sport);
+	ev->rport = ntohs(sk->sk_dport);
+
+	/* Outside task context, current has nothing to do with the socket. */
+	if (ctx == TCPTRACE_CTX_TASK) {
+		ev->pid = current->pid;
+		ev->tgid = current->tgid;
+		memcpy(ev->comm, current->comm, sizeof(ev->comm));
+		ev->comm[sizeof(ev->comm) - 1] = '\0';
+	} else {
+		ev->pid = 0;
+		ev->tgid = 0;
+		memset(ev->comm, 0, sizeof(ev->comm));
+	}
+
+	tcptrace_fill_addrs(ev, sk);
+
+	if (ev->flags & TCPTRACE_F_SEQ_UNSET) {
+		ev->snd_una = 0;
+		ev->snd_nxt = 0;
+		ev->rcv_nxt = 0;
+		ev->write_seq = 0;
+	} else {
+		ev->snd_una = READ_ONCE(tp->snd_una);
+		ev->snd_nxt = READ_ONCE(tp->snd_nxt);
+		ev->rcv_nxt = READ_ONCE(tp->rcv_nxt);
+		ev->write_seq = READ_ONCE(tp->write_seq);
+	}
+	ev->bytes_acked = tp->bytes_acked;
+	ev->bytes_received = tp->bytes_received;
+	ev->total_retrans = tp->total_retrans;
+	ev->srtt_us = tp->srtt_us >> 3;
+}
+
+/*
+ * A child is cloned from its listener, cookie and all, and its first
+ * transition (LISTEN -> SYN_RECV) happens before the kernel gives it a cookie
+ * of its own.  So that record is held back, one per CPU, until the child's
+ * next transition -- normally in the same softirq, on the same CPU -- tells
+ * its id.  A held record displaced by the next birth on this CPU before that
+ * (a Fast Open child completing elsewhere) goes out with TCPTRACE_F_ID_UNSET.
+ * Interrupts are off while the held record changes hands: a softirq may
+ * interrupt a task here.
+ */
+static void tcptrace_hold_birth(struct tcptrace_buf *b, const struct sock *sk,
+				int oldstate, int newstate)
+{
+	struct tcptrace_record rec, prev;
+	unsigned long flags;
+	bool displaced;
+
+	rec.ts_ns = ktime_get_mono_fast_ns();
+	tcptrace_fill(&rec, sk, oldstate, newstate);
+	rec.ev.sock_id = 0;
+
+	local_irq_save(flags);
+	displaced = b->birth_sk;
+	if (displaced)
+		prev = b->birth;
+	b->birth = rec;
+	WRITE_ONCE(b->birth_sk, sk);
+	local_irq_restore(flags);
+
+	if (displaced) {
+		prev.ev.flags |= TCPTRACE_F_ID_UNSET;
+		tcptrace_buf_write(b, &prev);
+	}
+}
+
+/* The child's next transition: write its held first record, with its id. */
+static void tcptrace_release_birth(struct tcptrace_buf *b,
+				   const struct sock *sk)
+{
+	struct tcptrace_record rec;
+	unsigned long flags;
+
+	local_irq_save(flags);
+	if (b->birth_sk != sk) {
+		local_irq_restore(flags);
+		return;
+	}
+	rec = b->birth;
+	WRITE_ONCE(b->birth_sk, NULL);
+	local_irq_restore(flags);
+
+	rec.ev.sock_id = tcptrace_sock_cookie(sk);
+	tcptrace_buf_write(b, &rec);
+}
+
+static void tcptrace_probe(void *data, const struct sock *sk,
+			   const int oldstate, const int newstate)
+{
+	const struct tcptrace_kfilter *f;
+	struct tcptrace_record *rec;
+	struct tcptrace_buf *b;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+
+	/* Tracepoint probes run with preemption disabled: b stays ours. */
+	b = this_cpu_ptr(tcptrace_bufs);
+	if (unlikely(READ_ONCE(b->birth_sk) == sk) && oldstate == TCP_SYN_RECV)
+		tcptrace_release_birth(b, sk);
+
+	f = rcu_dereference_sched(tcptrace_filter);
+	if (f && !tcptrace_filter_match(f, sk, oldstate, newstate)) {
+		local64_inc(&b->filtered);
+		return;
+	}
+
+	if (unlikely(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV)) {
+		tcptrace_hold_birth(b, sk, oldstate, newstate);
+		return;
+	}
+
+	rec = tcptrace_buf_begin(b);
+	if (rec)
+		tcptrace_fill(rec, sk, oldstate, newstate);
+	tcptrace_buf_end(b);
+}
+
+static void tcptrace_find_tp(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, TCPTRACE_TP_NAME))
+		*(struct tracepoint **)priv = tp;
+}
+
+/**
+ * tcptrace_probe_attach() - start recording
+ *
+ * Context: process context; may sleep.
+ * Return: 0, -ENOENT if the kernel has no such tracepoint, or the error of
+ * tracepoint_probe_register().
+ */
+int tcptrace_probe_attach(void)
+{
+	int ret;
+
+	for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
+	if (!tcptrace_tp) {
+		pr_err("this kernel has no tracepoint sock:%s\n",
+		       TCPTRACE_TP_NAME);
+		return -ENOENT;
+	}
+	ret = tracepoint_probe_register(tcptrace_tp, tcptrace_probe, NULL);
+	if (ret)
+		pr_err("cannot attach to sock:%s: %d\n", TCPTRACE_TP_NAME, ret);
+	return ret;
+}
+
+/**
+ * tcptrace_probe_detach() - stop recording
+ *
+ * Returns once no CPU can be running the probe any more.
+ *
+ * Context: process context; may sleep.
+ */
+void tcptrace_probe_detach(void)
+{
+	tracepoint_probe_unregister(tcptrace_tp, tcptrace_probe, NULL);
+	tracepoint_synchronize_unregister();
+}

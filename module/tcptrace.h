@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tcptrace internals shared by the module's files: the per-CPU buffers
+ * (ring.c), the tracepoint probe and filter (probe.c, filter.c) and the
+ * character device (dev.c).
+ */
+#ifndef _TCPTRACE_H
+#define _TCPTRACE_H
+
+#include <linux/irq_work.h>
+#include <linux/percpu.h>
+#include <linux/types.h>
+#include <net/sock.h>
+#include <asm/local.h>
+#include <asm/local64.h>
+#include <linux/tcptrace.h>
+
+/**
+ * struct tcptrace_buf - one CPU's buffer of records
+ * @head: next slot to reserve; free-running.
+ * @nest: writers in progress on this CPU (a softirq can interrupt a task).
+ * @commit: slots below it are complete; published with release semantics.
+ * @recorded: transition records written.
+ * @lost: transitions dropped because the buffer was full.
+ * @filtered: transitions the filter rejected.
+ * @loss_claimed: of @lost, how many a loss record covers.  The writer and the
+ *	reader both claim losses, by cmpxchg, so each is reported exactly once.
+ * @last_drop_ns: time of the last drop, the time of its loss record.
+ * @wake_work: wakes the reader from interrupt context, never from the writer.
+ * @birth_sk: the child whose first record is held in @birth, or NULL; only
+ *	compared, never dereferenced.
+ * @birth: the record of a child's LISTEN -> SYN_RECV, waiting for its id.
+ * @slots: the ring; @mask + 1 records, a power of two.
+ * @mask: number of slots minus one.
+ * @tail: next slot to read; published with release semantics.
+ * @delivered: transition records read.
+ * @discarded: transition records thrown away by a clear.
+ * @lost_reported: transitions reported lost by loss records read.
+ * @carried_loss: losses the reader took over and has still to report: from
+ *	loss records thrown away by a clear, or whose copy to user space failed.
+ * @carried_ns: time of the latest loss in @carried_loss.
+ *
+ * Fields down to @mask belong to the CPU that owns the buffer; it changes
+ * them with local (interrupt-safe, non-locked) operations only.  The rest
+ * belong to the reader, which holds tcptrace.read_lock.
+ */
+struct tcptrace_buf {
+	local_t			head;
+	local_t			nest;
+	unsigned long		commit;
+	local64_t		recorded;
+	local64_t		lost;
+	local64_t		filtered;
+	atomic64_t		loss_claimed;
+	u64			last_drop_ns;
+	struct irq_work		wake_work;
+	const struct sock	*birth_sk;
+	struct tcptrace_record	birth;
+	struct tcptrace_record	*slots;
+	unsigned long		mask;
+
+	unsigned long		tail ____cacheline_aligned_in_smp;
+	u64			delivered;
+	u64			discarded;
+	u64			lost_reported;
+	u64			carried_loss;
+	u64			carried_ns;
+};
+
+/* ring.c */
+int tcptrace_bufs_alloc(unsigned int records);
+void tcptrace_bufs_free(void);
+struct tcptrace_record *tcptrace_buf_begin(struct tcptrace_buf *b);
+void tcptrace_buf_end(struct tcptrace_buf *b);
+void tcptrace_buf_write(struct tcptrace_buf *b,
+			const struct tcptrace_record *rec);
+ssize_t tcptrace_bufs_read(char __user *ubuf, size_t nr);
+bool tcptrace_bufs_readable(void);
+bool tcptrace_bufs_losing(void);
+void tcptrace_bufs_clear(void);
+void tcptrace_buf_stats(unsigned int cpu, struct tcptrace_cpu_stats *st);
+
+extern struct tcptrace_buf __percpu *tcptrace_bufs;
+
+/* filter.c */
+struct tcptrace_kfilter;
+extern struct tcptrace_kfilter __rcu *tcptrace_filter;
+int tcptrace_filter_set(const struct tcptrace_filter *uf);
+void tcptrace_filter_get(struct tcptrace_filter *uf);
+bool tcptrace_filter_match(const struct tcptrace_kfilter *f,
+			   const struct sock *sk, int oldstate, int newstate);
+void tcptrace_filter_free(void);
+
+/* probe.c */
+int tcptrace_probe_attach(void);
+void tcptrace_probe_detach(void);
+
+/* dev.c */
+int tcptrace_dev_register(void);
+void tcptrace_dev_unregister(void);
+void tcptrace_wake_reader(void);
+bool tcptrace_reader_waiting(void);
+
+/* main.c: parameters, read-only after load */
+extern unsigned int tcptrace_buffer_records;
+extern unsigned int tcptrace_watermark;
+extern unsigned int tcptrace_wakeup_ms;
+
+#endif /* _TCPTRACE_H */
