@@ -1,0 +1,966 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What /dev/tcptrace records for real loopback connections, and how the
+ * device behaves.
+ *
+ * Needs root and the tcptrace module (tcptrace.sh loads it).  Each test
+ * empties the buffers, makes its own connections and reads back what the
+ * module recorded.  States are checked against the connection the test made;
+ * sequence numbers against TCP_REPAIR's view of the same sockets, so the
+ * kernel, not this file, says what x and y are; socket ids against SO_COOKIE.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/tcptrace.h>
+
+#include "kselftest_harness.h"
+
+#define REC_SIZE	sizeof(struct tcptrace_record)
+#define MAX_RECS	(1 << 16)
+#define WAIT_MS		10000
+
+#ifndef SO_COOKIE
+#define SO_COOKIE	57
+#endif
+
+struct trace {
+	struct tcptrace_record	*rec;
+	size_t			nr;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/* Append what can be read now; returns records read, -1 on error. */
+static ssize_t trace_read(int fd, struct trace *t)
+{
+	ssize_t n, total = 0;
+
+	while (t->nr < MAX_RECS) {
+		n = read(fd, t->rec + t->nr, (MAX_RECS - t->nr) * REC_SIZE);
+		if (n < 0)
+			return errno == EAGAIN ? total : -1;
+		if (n == 0 || n % REC_SIZE)
+			return -1;
+		t->nr += n / REC_SIZE;
+		total += n / REC_SIZE;
+	}
+	return total;
+}
+
+/* Transition records of socket @id, in the order read(). */
+static size_t trace_sock(const struct trace *t, uint64_t id,
+			 const struct tcptrace_record **out, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < t->nr && n < max; i++)
+		if (t->rec[i].type == TCPTRACE_REC_STATE &&
+		    t->rec[i].ev.sock_id == id)
+			out[n++] = &t->rec[i];
+	return n;
+}
+
+static bool trace_has(const struct trace *t, uint64_t id, int newstate)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr; i++)
+		if (t->rec[i].type == TCPTRACE_REC_STATE &&
+		    t->rec[i].ev.sock_id == id &&
+		    t->rec[i].ev.newstate == newstate)
+			return true;
+	return false;
+}
+
+/* Read until every socket of @ids has entered @newstate, or time runs out. */
+static int trace_wait(int fd, struct trace *t, const uint64_t *ids, int nr,
+		      int newstate)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int i;
+
+	for (;;) {
+		if (trace_read(fd, t) < 0)
+			return -1;
+		for (i = 0; i < nr; i++)
+			if (!trace_has(t, ids[i], newstate))
+				break;
+		if (i == nr)
+			return 0;
+		if (now_ms() > end)
+			return -1;
+		poll(&pfd, 1, 100);
+	}
+}
+
+static uint64_t sock_cookie(int fd)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		return 0;
+	return cookie;
+}
+
+/* The socket's write_seq and rcv_nxt, read through TCP_REPAIR. */
+static int repair_seqs(int fd, uint32_t *write_seq, uint32_t *rcv_nxt)
+{
+	int on = TCP_REPAIR_ON, off = TCP_REPAIR_OFF_NO_WP;
+	int sendq = TCP_SEND_QUEUE, recvq = TCP_RECV_QUEUE;
+	socklen_t len = sizeof(uint32_t);
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &sendq,
+		       sizeof(sendq)) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, write_seq, &len) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &recvq,
+		       sizeof(recvq)) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, rcv_nxt, &len))
+		return -1;
+	return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+}
+
+static socklen_t loopback(int family, bool any, uint16_t port,
+			  struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sin6->sin6_addr = any ? in6addr_any : in6addr_loopback;
+		return sizeof(*sin6);
+	}
+}
+
+static uint16_t local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* A port nothing listens on: bound once, then released. */
+static uint16_t closed_port(int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, false, 0, &ss);
+	int fd = socket(family, SOCK_STREAM, 0);
+	uint16_t port = 0;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&ss, len))
+		port = local_port(fd);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int listener(int family, bool dual)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, dual, 0, &ss);
+	int fd = socket(family, SOCK_STREAM, 0), v6only = 0;
+
+	if (fd < 0)
+		return -1;
+	if (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+			       sizeof(v6only)))
+		goto err;
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128))
+		goto err;
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+static int connect_to(int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, false, port, &ss);
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&ss, len)) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static int xfer(int from, int to, size_t n)
+{
+	char buf[4096];
+	size_t done;
+	ssize_t r;
+
+	memset(buf, 'x', sizeof(buf));
+	for (done = 0; done < n; done += r) {
+		r = send(from, buf, n - done > sizeof(buf) ? sizeof(buf) :
+			 n - done, 0);
+		if (r <= 0)
+			return -1;
+	}
+	for (done = 0; done < n; done += r) {
+		r = recv(to, buf, sizeof(buf), 0);
+		if (r <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int open_dev(void)
+{
+	return open(TCPTRACE_DEVICE, O_RDONLY | O_NONBLOCK);
+}
+
+/* Empty the buffers: clear, then read away any loss still to be reported. */
+static int dev_reset(int fd)
+{
+	struct tcptrace_filter none = {};
+	struct tcptrace_record rec[64];
+
+	if (ioctl(fd, TCPTRACE_IOC_SET_FILTER, &none) ||
+	    ioctl(fd, TCPTRACE_IOC_CLEAR))
+		return -1;
+	while (read(fd, rec, sizeof(rec)) > 0)
+		;
+	return errno == EAGAIN ? 0 : -1;
+}
+
+static int dev_stats(int fd, unsigned int nr_cpus,
+		     struct tcptrace_cpu_stats *sum)
+{
+	size_t size = sizeof(struct tcptrace_stats) +
+		      nr_cpus * sizeof(struct tcptrace_cpu_stats);
+	struct tcptrace_stats *st = calloc(1, size);
+	unsigned int i;
+
+	if (!st)
+		return -1;
+	st->nr_cpus = nr_cpus;
+	if (ioctl(fd, TCPTRACE_IOC_STATS, st)) {
+		free(st);
+		return -1;
+	}
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < nr_cpus; i++) {
+		sum->recorded += st->cpu[i].recorded;
+		sum->lost += st->cpu[i].lost;
+		sum->lost_reported += st->cpu[i].lost_reported;
+		sum->filtered += st->cpu[i].filtered;
+		sum->delivered += st->cpu[i].delivered;
+		sum->discarded += st->cpu[i].discarded;
+		sum->queued += st->cpu[i].queued;
+	}
+	free(st);
+	return 0;
+}
+
+#define DEV_SETUP(self)							\
+do {									\
+	(self)->fd = open_dev();					\
+	if ((self)->fd < 0 && errno == ENOENT)				\
+		SKIP(return, "no " TCPTRACE_DEVICE ": load tcptrace.ko"); \
+	ASSERT_LE(0, (self)->fd) TH_LOG("open: %s", strerror(errno));	\
+	ASSERT_EQ(0, ioctl((self)->fd, TCPTRACE_IOC_INFO, &(self)->info)); \
+	ASSERT_EQ(TCPTRACE_ABI_VERSION, (self)->info.abi_version);	\
+	ASSERT_EQ(REC_SIZE, (self)->info.record_size);			\
+	ASSERT_EQ(0, dev_reset((self)->fd));				\
+	(self)->t.rec = calloc(MAX_RECS, REC_SIZE);			\
+	ASSERT_NE(NULL, (self)->t.rec);					\
+	(self)->t.nr = 0;						\
+} while (0)
+
+/*
+ * One connection, the client closing first: a listener L, a client C and
+ * the child S that L accepts.
+ */
+FIXTURE(conn) {
+	int fd;
+	struct tcptrace_info info;
+	struct trace t;
+};
+
+FIXTURE_VARIANT(conn) {
+	int lfamily;	/* the listener's and so the child's family */
+	int cfamily;	/* the client's */
+	bool dual;	/* an IPv6 listener on :: that takes IPv4 too */
+};
+
+FIXTURE_VARIANT_ADD(conn, ipv4) {
+	.lfamily = AF_INET, .cfamily = AF_INET,
+};
+
+FIXTURE_VARIANT_ADD(conn, ipv6) {
+	.lfamily = AF_INET6, .cfamily = AF_INET6,
+};
+
+FIXTURE_VARIANT_ADD(conn, v4mapped) {
+	.lfamily = AF_INET6, .cfamily = AF_INET, .dual = true,
+};
+
+FIXTURE_SETUP(conn)
+{
+	DEV_SETUP(self);
+}
+
+FIXTURE_TEARDOWN(conn)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	free(self->t.rec);
+}
+
+struct step {
+	int old, new;
+};
+
+static const struct step listener_steps[] = {
+	{ TCPTRACE_CLOSE, TCPTRACE_LISTEN },
+	{ TCPTRACE_LISTEN, TCPTRACE_CLOSE },
+};
+
+static const struct step client_steps[] = {
+	{ TCPTRACE_CLOSE, TCPTRACE_SYN_SENT },
+	{ TCPTRACE_SYN_SENT, TCPTRACE_ESTABLISHED },
+	{ TCPTRACE_ESTABLISHED, TCPTRACE_FIN_WAIT1 },
+	{ TCPTRACE_FIN_WAIT1, TCPTRACE_FIN_WAIT2 },
+	/* The socket makes way for a timewait socket: FIN_WAIT2 -> CLOSE. */
+	{ TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE },
+};
+
+static const struct step child_steps[] = {
+	/* Cloned from the listener, the child starts out "in LISTEN". */
+	{ TCPTRACE_LISTEN, TCPTRACE_SYN_RECV },
+	{ TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED },
+	{ TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE_WAIT },
+	{ TCPTRACE_CLOSE_WAIT, TCPTRACE_LAST_ACK },
+	{ TCPTRACE_LAST_ACK, TCPTRACE_CLOSE },
+};
+
+#define EXPECT_STEPS(recs, nr, steps)					\
+do {									\
+	size_t __i;							\
+	ASSERT_EQ(ARRAY_SIZE(steps), nr);				\
+	for (__i = 0; __i < ARRAY_SIZE(steps); __i++) {			\
+		EXPECT_EQ(steps[__i].old, recs[__i]->ev.oldstate)	\
+			TH_LOG(#steps " step %zu", __i);		\
+		EXPECT_EQ(steps[__i].new, recs[__i]->ev.newstate)	\
+			TH_LOG(#steps " step %zu", __i);		\
+	}								\
+} while (0)
+
+static bool addr_is(const struct tcptrace_event *ev, const uint8_t *addr,
+		    int family)
+{
+	static const uint8_t v4lo[4] = { 127, 0, 0, 1 };
+	static const uint8_t v4mapped[16] = { [10] = 0xff, [11] = 0xff,
+					      127, 0, 0, 1 };
+
+	if (ev->family != family)
+		return false;
+	if (family == AF_INET)
+		return !memcmp(addr, v4lo, 4) && !memchr(addr + 4, 1, 12) &&
+		       !memcmp(addr + 4, v4mapped, 10);
+	if (!memcmp(addr, v4mapped, 16))
+		return true;
+	return !memcmp(addr, &in6addr_loopback, 16);
+}
+
+TEST_F(conn, client_closes_first)
+{
+	const size_t n = 1000, m = 3000;	/* bytes C -> S, S -> C */
+	const struct tcptrace_record *l[8], *c[8], *s[8];
+	uint32_t cw, cr, sw, sr, x, y;
+	uint64_t ids[3];
+	size_t nl, nc, ns, i;
+	int lfd, cfd, sfd;
+	uint16_t port;
+	char comm[16] = "";
+	struct stat netns;
+
+	ASSERT_EQ(0, prctl(PR_GET_NAME, comm));
+	ASSERT_EQ(0, stat("/proc/self/ns/net", &netns));
+
+	lfd = listener(variant->lfamily, variant->dual);
+	ASSERT_LE(0, lfd);
+	port = local_port(lfd);
+	cfd = connect_to(variant->cfamily, port);
+	ASSERT_LE(0, cfd) TH_LOG("connect: %s", strerror(errno));
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	ids[0] = sock_cookie(lfd);
+	ids[1] = sock_cookie(cfd);
+	ids[2] = sock_cookie(sfd);
+
+	/* The kernel's own view of both ISNs, before any data. */
+	ASSERT_EQ(0, repair_seqs(cfd, &cw, &cr)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, repair_seqs(sfd, &sw, &sr));
+	x = cw - 1;
+	y = cr - 1;
+	ASSERT_EQ(y + 1, sw);
+	ASSERT_EQ(x + 1, sr);
+
+	ASSERT_EQ(0, xfer(cfd, sfd, n));
+	ASSERT_EQ(0, xfer(sfd, cfd, m));
+	ASSERT_EQ(0, close(cfd));
+	ASSERT_EQ(0, recv(sfd, comm + 15, 1, 0));	/* the client's FIN */
+	ASSERT_EQ(0, close(sfd));
+	ASSERT_EQ(0, close(lfd));
+
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 3, TCPTRACE_CLOSE));
+	nl = trace_sock(&self->t, ids[0], l, 8);
+	nc = trace_sock(&self->t, ids[1], c, 8);
+	ns = trace_sock(&self->t, ids[2], s, 8);
+	EXPECT_STEPS(l, nl, listener_steps);
+	EXPECT_STEPS(c, nc, client_steps);
+	EXPECT_STEPS(s, ns, child_steps);
+
+	/* Timestamps: read() merges the CPUs in time order. */
+	for (i = 1; i < self->t.nr; i++) {
+		EXPECT_LE(self->t.rec[i - 1].ts_ns, self->t.rec[i].ts_ns);
+	}
+
+	/* Who and where. */
+	EXPECT_EQ(TCPTRACE_CTX_TASK, c[0]->ctx);
+	EXPECT_EQ(getpid(), c[0]->ev.pid);
+	EXPECT_EQ(getpid(), c[0]->ev.tgid);
+	EXPECT_STREQ(comm, c[0]->ev.comm);
+	EXPECT_EQ(TCPTRACE_CTX_TASK, c[2]->ctx);	/* close() */
+	EXPECT_EQ(getpid(), c[2]->ev.pid);
+	for (i = 0; i < nc; i++) {
+		EXPECT_EQ(netns.st_ino, c[i]->netns);
+		EXPECT_EQ(variant->cfamily, c[i]->ev.family);
+		EXPECT_EQ(port, c[i]->ev.rport);
+		EXPECT_TRUE(addr_is(&c[i]->ev, c[i]->ev.raddr,
+				    variant->cfamily));
+		if (c[i]->ctx != TCPTRACE_CTX_TASK) {
+			EXPECT_EQ(0, c[i]->ev.pid);
+			EXPECT_EQ('\0', c[i]->ev.comm[0]);
+		}
+	}
+	EXPECT_EQ(0, c[0]->ev.lport);	/* not chosen yet at SYN_SENT */
+	EXPECT_EQ(TCPTRACE_F_SEQ_UNSET, c[0]->ev.flags);
+	for (i = 1; i < nc; i++) {
+		EXPECT_EQ(0, c[i]->ev.flags);
+		EXPECT_NE(0, c[i]->ev.lport);
+		EXPECT_TRUE(addr_is(&c[i]->ev, c[i]->ev.laddr,
+				    variant->cfamily));
+	}
+	EXPECT_EQ(TCPTRACE_F_ADDR_UNSET | TCPTRACE_F_SEQ_UNSET, s[0]->ev.flags);
+	EXPECT_EQ(port, s[0]->ev.lport);
+	for (i = 1; i < ns; i++) {
+		EXPECT_EQ(0, s[i]->ev.flags);
+		EXPECT_EQ(port, s[i]->ev.lport);
+		EXPECT_EQ(c[1]->ev.lport, s[i]->ev.rport);
+		EXPECT_EQ(variant->lfamily, s[i]->ev.family);
+		EXPECT_TRUE(addr_is(&s[i]->ev, s[i]->ev.raddr,
+				    variant->lfamily));
+	}
+	EXPECT_EQ(port, l[0]->ev.lport);
+	EXPECT_EQ(TCPTRACE_F_SEQ_UNSET, l[0]->ev.flags);
+
+	/* The three-way handshake: SYN seq=x, SYN+ACK seq=y ack=x+1, ACK ack=y+1. */
+	EXPECT_EQ(x + 1, c[1]->ev.snd_una);
+	EXPECT_EQ(x + 1, c[1]->ev.snd_nxt);
+	EXPECT_EQ(y + 1, c[1]->ev.rcv_nxt);
+	EXPECT_EQ(y + 1, s[1]->ev.snd_una);
+	EXPECT_EQ(y + 1, s[1]->ev.snd_nxt);
+	EXPECT_EQ(x + 1, s[1]->ev.rcv_nxt);
+
+	/* C closes: its FIN takes seq u = x+1+n; S acks u+1. */
+	EXPECT_EQ(x + 1 + n, c[2]->ev.write_seq);
+	EXPECT_EQ(x + 1 + n, c[2]->ev.snd_nxt);
+	EXPECT_EQ(y + 1 + m, c[2]->ev.rcv_nxt);
+	EXPECT_EQ(x + 1 + n + 1, c[3]->ev.snd_una);
+	EXPECT_EQ(x + 1 + n + 1, s[2]->ev.rcv_nxt);
+	/* S closes: its FIN takes seq w = y+1+m; C acks w+1. */
+	EXPECT_EQ(y + 1 + m, s[3]->ev.write_seq);
+	EXPECT_EQ(y + 1 + m, s[3]->ev.snd_nxt);
+	EXPECT_EQ(y + 1 + m + 1, c[4]->ev.rcv_nxt);
+	EXPECT_EQ(y + 1 + m + 1, s[4]->ev.snd_una);
+	EXPECT_EQ(x + 1 + n + 1, s[4]->ev.rcv_nxt);
+	/* At CLOSE, snd_nxt has moved by the bytes sent plus the FIN. */
+	EXPECT_EQ(x + 1 + n + 1, c[4]->ev.snd_nxt);
+	EXPECT_EQ(y + 1 + m + 1, s[4]->ev.snd_nxt);
+
+	/* Lifetime counters at CLOSE. */
+	EXPECT_LE(n, c[4]->ev.bytes_acked);
+	EXPECT_GE(n + 2, c[4]->ev.bytes_acked);
+	EXPECT_LE(m, c[4]->ev.bytes_received);
+	EXPECT_GE(m + 1, c[4]->ev.bytes_received);
+	EXPECT_LE(m, s[4]->ev.bytes_acked);
+	EXPECT_GE(m + 2, s[4]->ev.bytes_acked);
+	EXPECT_EQ(0, c[4]->ev.total_retrans);
+	EXPECT_LT(0, c[4]->ev.srtt_us);
+}
+
+/* A connect to a port nobody listens on: SYN, RST, CLOSE. */
+FIXTURE(dev) {
+	int fd;
+	struct tcptrace_info info;
+	struct trace t;
+};
+
+FIXTURE_SETUP(dev)
+{
+	DEV_SETUP(self);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	free(self->t.rec);
+}
+
+static uint64_t refused_connect(uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(AF_INET, false, port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint64_t id;
+
+	if (fd < 0)
+		return 0;
+	id = sock_cookie(fd);
+	if (!connect(fd, (struct sockaddr *)&ss, len) ||
+	    errno != ECONNREFUSED)
+		id = 0;
+	close(fd);
+	return id;
+}
+
+TEST_F(dev, refused)
+{
+	uint16_t port = closed_port(AF_INET);
+	const struct tcptrace_record *c[4];
+	uint64_t id;
+
+	ASSERT_NE(0, port);
+	id = refused_connect(port);
+	ASSERT_NE(0, id);
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, &id, 1, TCPTRACE_CLOSE));
+	ASSERT_EQ(2, trace_sock(&self->t, id, c, 4));
+	EXPECT_EQ(TCPTRACE_CLOSE, c[0]->ev.oldstate);
+	EXPECT_EQ(TCPTRACE_SYN_SENT, c[0]->ev.newstate);
+	EXPECT_EQ(TCPTRACE_SYN_SENT, c[1]->ev.oldstate);
+	EXPECT_EQ(TCPTRACE_CLOSE, c[1]->ev.newstate);
+	EXPECT_EQ(port, c[1]->ev.rport);
+	EXPECT_EQ(0, c[1]->ev.flags);
+	/* The SYN went out and was never acknowledged. */
+	EXPECT_EQ(c[1]->ev.snd_una + 1, c[1]->ev.snd_nxt);
+	EXPECT_EQ(0, c[1]->ev.bytes_acked);
+}
+
+static int pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int filter_port(int fd, uint16_t port)
+{
+	struct tcptrace_filter f = {
+		.nr_ports = 1,
+		.ports[0] = { port, port },
+	};
+
+	return ioctl(fd, TCPTRACE_IOC_SET_FILTER, &f);
+}
+
+/*
+ * More transitions than the buffer holds, with nobody reading; then room for
+ * a few more.  Every transition is delivered or reported lost, and the loss
+ * record stands exactly where the gap is.
+ */
+TEST_F(dev, overflow)
+{
+	const unsigned int size = self->info.buffer_records;
+	const unsigned int first = size / 2 + 25, more = 3;
+	struct tcptrace_cpu_stats before, after;
+	struct tcptrace_record head[10];
+	uint64_t *ids, lost = 0;
+	unsigned int i, nloss = 0;
+	size_t k, state = 0, loss_at = 0;
+	uint16_t port;
+
+	ASSERT_EQ(0, pin_cpu(0));
+	port = closed_port(AF_INET);
+	ASSERT_NE(0, port);
+	ASSERT_EQ(0, filter_port(self->fd, port));
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &before));
+	ids = calloc(first + more, sizeof(*ids));
+	ASSERT_NE(NULL, ids);
+
+	/* Two transitions each: CLOSE -> SYN_SENT -> CLOSE. */
+	for (i = 0; i < first; i++) {
+		ids[i] = refused_connect(port);
+		ASSERT_NE(0, ids[i]);
+	}
+	/* Make room for ten, then record three more connects. */
+	ASSERT_EQ(sizeof(head), read(self->fd, head, sizeof(head)));
+	for (; i < first + more; i++) {
+		ids[i] = refused_connect(port);
+		ASSERT_NE(0, ids[i]);
+	}
+	memcpy(self->t.rec, head, sizeof(head));
+	self->t.nr = ARRAY_SIZE(head);
+	ASSERT_LE(0, trace_read(self->fd, &self->t));
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
+
+	for (k = 0; k < self->t.nr; k++) {
+		const struct tcptrace_record *r = &self->t.rec[k];
+
+		EXPECT_EQ(0, r->cpu);
+		if (r->type == TCPTRACE_REC_LOST) {
+			nloss++;
+			lost += r->loss.count;
+			loss_at = k;
+			continue;
+		}
+		ASSERT_EQ(TCPTRACE_REC_STATE, r->type);
+		/* Records come in pairs, socket after socket. */
+		i = state < size ? state / 2 : first + (state - size) / 2;
+		ASSERT_GT(first + more, i);
+		EXPECT_EQ(ids[i], r->ev.sock_id) TH_LOG("record %zu", k);
+		EXPECT_EQ(state % 2 ? TCPTRACE_SYN_SENT : TCPTRACE_CLOSE,
+			  r->ev.oldstate) TH_LOG("record %zu", k);
+		state++;
+	}
+	/* Delivered + lost = produced, exactly. */
+	EXPECT_EQ(2 * (first + more), state + lost);
+	EXPECT_EQ(1, nloss);
+	EXPECT_EQ(2 * first - size, lost);
+	EXPECT_EQ(size, loss_at);
+	EXPECT_EQ(size + 2 * more, state);
+	EXPECT_EQ(lost, after.lost - before.lost);
+	EXPECT_EQ(lost, after.lost_reported - before.lost_reported);
+	EXPECT_EQ(state, after.delivered - before.delivered);
+	EXPECT_EQ(state, after.recorded - before.recorded);
+	EXPECT_EQ(0, after.queued);
+	free(ids);
+}
+
+/* The loss at the end of a trace is reported too, by the reader. */
+TEST_F(dev, overflow_at_end)
+{
+	const unsigned int size = self->info.buffer_records;
+	const unsigned int nr = size / 2 + 7;
+	struct pollfd pfd = { .fd = self->fd, .events = POLLIN | POLLPRI };
+	uint64_t lost = 0;
+	unsigned int i;
+	size_t k, state = 0;
+	uint16_t port;
+
+	ASSERT_EQ(0, pin_cpu(1 % self->info.nr_cpus));
+	port = closed_port(AF_INET);
+	ASSERT_EQ(0, filter_port(self->fd, port));
+	for (i = 0; i < nr; i++) {
+		ASSERT_NE(0, refused_connect(port));
+	}
+	ASSERT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(POLLIN | POLLPRI, pfd.revents);
+	ASSERT_LE(0, trace_read(self->fd, &self->t));
+	for (k = 0; k < self->t.nr; k++) {
+		if (self->t.rec[k].type == TCPTRACE_REC_LOST) {
+			EXPECT_EQ(size, k);
+			lost += self->t.rec[k].loss.count;
+		} else {
+			state++;
+		}
+	}
+	EXPECT_EQ(size, state);
+	EXPECT_EQ(2 * nr - size, lost);
+	EXPECT_EQ(size + 1, self->t.nr);
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+}
+
+TEST_F(dev, read_sizes)
+{
+	struct tcptrace_record rec[4];
+	uint16_t port = closed_port(AF_INET);
+	void *volatile bad_buf = NULL;
+	char small[REC_SIZE];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		ASSERT_NE(0, refused_connect(port));	/* 8 records */
+	}
+
+	EXPECT_EQ(-1, read(self->fd, small, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, read(self->fd, small, REC_SIZE - 1));
+	EXPECT_EQ(EINVAL, errno);
+	/* Only whole records, however much room there is. */
+	EXPECT_EQ(REC_SIZE, read(self->fd, rec, REC_SIZE + 1));
+	EXPECT_EQ(2 * REC_SIZE, read(self->fd, rec, 3 * REC_SIZE - 1));
+	/* A bad buffer: EFAULT, and the record stays for the next read. */
+	EXPECT_EQ(-1, read(self->fd, bad_buf, REC_SIZE));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(REC_SIZE, read(self->fd, rec, REC_SIZE));
+	EXPECT_EQ(TCPTRACE_SYN_SENT, rec[0].ev.oldstate);
+	EXPECT_EQ(4 * REC_SIZE, read(self->fd, rec, sizeof(rec)));
+	EXPECT_EQ(-1, read(self->fd, rec, sizeof(rec)));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_EQ(-1, lseek(self->fd, 0, SEEK_SET));
+	EXPECT_EQ(ESPIPE, errno);
+}
+
+static void connect_later(uint16_t port, int delay_ms)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		usleep(delay_ms * 1000);
+		_exit(refused_connect(port) ? 0 : 1);
+	}
+}
+
+TEST_F(dev, poll_wakes)
+{
+	struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
+	uint16_t port = closed_port(AF_INET);
+	uint64_t start;
+	int status;
+
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+	start = now_ms();
+	connect_later(port, 200);
+	ASSERT_EQ(1, poll(&pfd, 1, WAIT_MS));
+	EXPECT_EQ(POLLIN, pfd.revents);
+	/* Woken by the records, not by the timeout. */
+	EXPECT_GT(WAIT_MS / 2, now_ms() - start);
+	ASSERT_LT(0, wait(&status));
+	EXPECT_EQ(0, status);
+}
+
+TEST_F(dev, blocking_read)
+{
+	uint16_t port = closed_port(AF_INET);
+	struct tcptrace_record rec[4];
+	int status;
+
+	ASSERT_EQ(0, fcntl(self->fd, F_SETFL, 0));
+	connect_later(port, 200);
+	ASSERT_LE(REC_SIZE, read(self->fd, rec, sizeof(rec)));
+	EXPECT_EQ(TCPTRACE_CLOSE, rec[0].ev.oldstate);
+	ASSERT_LT(0, wait(&status));
+	EXPECT_EQ(0, status);
+}
+
+static void on_alarm(int sig)
+{
+}
+
+TEST_F(dev, read_interrupted)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct tcptrace_record rec;
+
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, fcntl(self->fd, F_SETFL, 0));
+	alarm(1);
+	EXPECT_EQ(-1, read(self->fd, &rec, sizeof(rec)));
+	EXPECT_EQ(EINTR, errno);
+}
+
+TEST_F(dev, one_reader)
+{
+	int fd2 = open_dev();
+
+	EXPECT_EQ(-1, fd2);
+	EXPECT_EQ(EBUSY, errno);
+	if (fd2 >= 0)
+		close(fd2);
+}
+
+TEST_F(dev, ioctls)
+{
+	struct tcptrace_filter f = {}, got, bad[7];
+	struct tcptrace_stats st = {};
+	size_t i;
+
+	EXPECT_EQ(-1, ioctl(self->fd, _IO(TCPTRACE_IOC_MAGIC, 0x7f)));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IO('T', 0x01)));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_INFO, NULL));
+	EXPECT_EQ(EFAULT, errno);
+
+	EXPECT_LT(0, self->info.nr_cpus);
+	EXPECT_LE(32, self->info.buffer_records);
+	EXPECT_EQ(0, self->info.buffer_records & (self->info.buffer_records - 1));
+	EXPECT_EQ(CLOCK_MONOTONIC, self->info.clock);
+	EXPECT_NE('\0', self->info.version[0]);
+
+	EXPECT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_STATS, &st));
+	EXPECT_EQ(self->info.nr_cpus, st.nr_cpus);
+	st.reserved = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_STATS, &st));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* A good filter reads back as set. */
+	f.family = AF_INET;
+	f.nr_lports = 2;
+	f.lports[0].lo = 80;
+	f.lports[0].hi = 80;
+	f.lports[1].lo = 8000;
+	f.lports[1].hi = 8999;
+	f.new_states = 1 << TCPTRACE_CLOSE;
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_GET_FILTER, &got));
+	EXPECT_EQ(0, memcmp(&f, &got, sizeof(f)));
+
+	/* Bad ones are refused whole; the good one stays. */
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		bad[i] = f;
+	bad[0].family = 99;
+	bad[1].lports[1].lo = 9000;		/* lo > hi */
+	bad[2].nr_lports = TCPTRACE_MAX_RANGES + 1;
+	bad[3].reserved[0] = 1;
+	bad[4].new_states = 1;			/* there is no state 0 */
+	bad[5].old_states = 1u << 20;
+	bad[6].rports[3].hi = 1;		/* beyond nr_rports */
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &bad[i]))
+			TH_LOG("bad filter %zu", i);
+		EXPECT_EQ(EINVAL, errno);
+	}
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_GET_FILTER, &got));
+	EXPECT_EQ(0, memcmp(&f, &got, sizeof(f)));
+	EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, NULL));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+/* With a port filter, only that port's records arrive; the rest is not lost. */
+TEST_F(dev, filter_port)
+{
+	struct tcptrace_cpu_stats before, after;
+	int l1, l2, c1, c2, s1, s2;
+	uint64_t id1, id2, ids[2];
+	uint16_t p1;
+	size_t k;
+
+	l1 = listener(AF_INET, false);
+	l2 = listener(AF_INET, false);
+	ASSERT_LE(0, l1);
+	ASSERT_LE(0, l2);
+	p1 = local_port(l1);
+	ASSERT_EQ(0, filter_port(self->fd, p1));
+	/* The listeners entered LISTEN before the filter: start after. */
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_CLEAR));
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &before));
+
+	c1 = connect_to(AF_INET, p1);
+	c2 = connect_to(AF_INET, local_port(l2));
+	ASSERT_LE(0, c1);
+	ASSERT_LE(0, c2);
+	s1 = accept(l1, NULL, NULL);
+	s2 = accept(l2, NULL, NULL);
+	ASSERT_LE(0, s1);
+	ASSERT_LE(0, s2);
+	id1 = sock_cookie(c1);
+	id2 = sock_cookie(c2);
+	ids[0] = id1;
+	ids[1] = sock_cookie(s1);
+	close(c1);
+	close(c2);
+	close(s1);
+	close(s2);
+	close(l2);
+
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 2, TCPTRACE_CLOSE));
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
+	for (k = 0; k < self->t.nr; k++) {
+		const struct tcptrace_event *ev = &self->t.rec[k].ev;
+
+		ASSERT_EQ(TCPTRACE_REC_STATE, self->t.rec[k].type);
+		EXPECT_TRUE(ev->lport == p1 || ev->rport == p1);
+		EXPECT_NE(id2, ev->sock_id);
+	}
+	EXPECT_EQ(10, self->t.nr);	/* client 5, child 5 */
+	/* c2 (5), s2 (5), l2 leaving LISTEN (1): rejected, counted, not lost. */
+	EXPECT_EQ(11, after.filtered - before.filtered);
+	EXPECT_EQ(0, after.lost - before.lost);
+	close(l1);
+}
+
+TEST_F(dev, filter_states)
+{
+	struct tcptrace_filter f = { .new_states = 1 << TCPTRACE_CLOSE };
+	uint16_t port = closed_port(AF_INET);
+	uint64_t id;
+
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
+	id = refused_connect(port);
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, &id, 1, TCPTRACE_CLOSE));
+	ASSERT_EQ(1, self->t.nr);
+	EXPECT_EQ(TCPTRACE_SYN_SENT, self->t.rec[0].ev.oldstate);
+}
+
+TEST_F(dev, clear)
+{
+	struct tcptrace_cpu_stats before, after;
+	uint16_t port = closed_port(AF_INET);
+	struct tcptrace_record rec;
+
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &before));
+	ASSERT_NE(0, refused_connect(port));
+	ASSERT_NE(0, refused_connect(port));
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_CLEAR));
+	EXPECT_EQ(-1, read(self->fd, &rec, sizeof(rec)));
+	EXPECT_EQ(EAGAIN, errno);
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
+	EXPECT_EQ(4, after.discarded - before.discarded);
+	EXPECT_EQ(after.recorded, after.delivered + after.discarded);
+}
+
+TEST_HARNESS_MAIN
