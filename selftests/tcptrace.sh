@@ -159,6 +159,87 @@ cycles() {
 	return $rc
 }
 
+# Transitions of a table from tcptrace-read or tcpstates, "OLD NEW" a line.
+transitions_of() {
+	awk '
+		/^TIME|^SKADDR/ {
+			for (i = 1; i <= NF; i++) {
+				if ($i == "OLD" || $i == "OLDSTATE") old = i
+				if ($i == "NEW" || $i == "NEWSTATE") new = i
+			}
+			next
+		}
+		old && NF >= new { print $old, $new }
+	' "$1" | sort | uniq -c
+}
+
+# The same connections seen by tcptrace and by libbpf-tools' tcpstates,
+# its closest peer, in the same kernel: the same transitions, kind by kind.
+cross_check() {
+	tcpstates=$(command -v tcpstates || echo /usr/local/bin/tcpstates)
+	if [ ! -x "$tcpstates" ]; then
+		echo "no tcpstates here"
+		return $ksft_skip
+	fi
+	load || return 1
+	theirs=$(mktemp)
+	ours=$(mktemp)
+	"$tcpstates" >"$theirs" 2>&1 &
+	peer=$!
+	# Its output is block-buffered: wait for its BPF link instead.
+	i=0
+	until ls -l /proc/$peer/fd 2>/dev/null | grep -q 'bpf_link\|perf_event'; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 $peer 2>/dev/null; then
+			kill -INT $peer 2>/dev/null
+			wait $peer
+			cat "$theirs"
+			echo "tcpstates did not attach"
+			rmmod tcptrace
+			return 1
+		fi
+		sleep 0.1
+	done
+	"$dir/tcptrace-read" --drain >/dev/null
+	rc=0
+	gen=$(mktemp)
+	{
+		"$dir/tcpgen" -n 100 -b 100 &&
+		"$dir/tcpgen" -6 -n 50 &&
+		"$dir/tcpgen" -r -n 50
+	} >"$gen" || rc=1
+	cat "$gen"
+	made=$(sed -n 's/.*transitions=\([0-9]*\).*/\1/p' "$gen" |
+	       awk '{ n += $1 } END { print n }')
+	rm -f "$gen"
+	# tcpstates polls its buffer: give it a moment to take the last ones.
+	sleep 1
+	kill -INT $peer
+	wait $peer
+	"$dir/tcptrace-read" --drain >"$ours" 2>&1 || rc=1
+	rmmod tcptrace || rc=1
+	if grep -qi lost "$theirs" || grep -q ' LOST ' "$ours"; then
+		grep -i lost "$theirs" "$ours"
+		echo "a tracer lost events: no comparison"
+		rc=1
+	fi
+	transitions_of "$ours" >"$ours.sum"
+	transitions_of "$theirs" >"$theirs.sum"
+	echo "transitions, tcptrace | tcpstates:"
+	paste "$ours.sum" "$theirs.sum"
+	total=$(awk '{ n += $1 } END { print n }' "$ours.sum")
+	if [ "$total" != "$made" ]; then
+		echo "tcptrace saw $total transitions, tcpgen made $made"
+		rc=1
+	fi
+	cmp -s "$ours.sum" "$theirs.sum" || {
+		echo "tcptrace and tcpstates disagree"
+		rc=1
+	}
+	rm -f "$ours" "$theirs" "$ours.sum" "$theirs.sum"
+	return $rc
+}
+
 if [ "$(id -u)" != 0 ]; then
 	echo "1..0 # SKIP tcptrace selftests need root"
 	exit $ksft_skip
@@ -169,12 +250,13 @@ if loaded; then
 fi
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 run "tcptrace_test, default buffer" harness
 run "tcptrace_test, 32-record buffer" harness buffer_kb=4
 run "rmmod refused while open" rmmod_while_open
 run "bad parameters refused" bad_params
 run "buffer larger than memory refused" too_big
 run "$cycles load/unload cycles under traffic" cycles
+run "the same transitions as libbpf-tools tcpstates" cross_check
 echo "# $failed of $nr failed"
 [ $failed -eq 0 ]

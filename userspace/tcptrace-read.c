@@ -170,7 +170,7 @@ static const char usage_text[] =
 "  -d, --device PATH  read live records from PATH (default " TCPTRACE_DEVICE
 "),\n"
 "                     until Ctrl-C, SIGTERM or --count\n"
-"  -D, --drain        print what the device has buffered, then exit\n"
+"  -D, --drain        print what was buffered when it started, then exit\n"
 "  -r, --read FILE    print a capture file instead of reading the device\n"
 "  -w, --write FILE   save the records to FILE instead of printing them\n"
 "  -c, --count N      stop after N transitions (loss records not counted)\n"
@@ -941,8 +941,21 @@ static void print_record(const struct tcptrace_record *rec,
  */
 static int run(struct source *src, int out_fd)
 {
+	bool drain_live = env.drain && !src->capture;
+	__u64 drain_until = 0;
+	bool past_start;
+	struct timespec ts;
 	size_t i, nr, want;
 	ssize_t n;
+
+	/*
+	 * --drain takes what was buffered when it started: under a steady
+	 * stream the buffers never run dry, so stop at records made later.
+	 */
+	if (drain_live) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		drain_until = timespec_ns(&ts);
+	}
 
 	while (!exiting) {
 		/* Never take from the device what --count leaves unused. */
@@ -969,7 +982,10 @@ static int run(struct source *src, int out_fd)
 			break;
 
 		nr = n / RECORD_SIZE;
+		past_start = false;
 		for (i = 0; i < nr; i++) {
+			if (drain_live && records[i].ts_ns > drain_until)
+				past_start = true;
 			if (records[i].type == TCPTRACE_REC_STATE)
 				nr_transitions++;
 			else if (records[i].type == TCPTRACE_REC_LOST)
@@ -995,6 +1011,8 @@ static int run(struct source *src, int out_fd)
 		}
 		src->offset += n;
 		if (env.count && nr_transitions >= env.count)
+			break;
+		if (past_start)
 			break;
 	}
 	return 0;
