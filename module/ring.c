@@ -292,7 +292,7 @@ static u64 buf_take_loss(struct tcptrace_buf *b, bool claim,
 	}
 	loss_fill(rec, cpu, ts, b->carried_loss + (lost - claimed),
 		  local64_read(&b->lost));
-	b->carried_loss = 0;
+	WRITE_ONCE(b->carried_loss, 0);
 	return rec->loss.count;
 }
 
@@ -365,7 +365,7 @@ ssize_t tcptrace_bufs_read(char __user *ubuf, size_t nr)
 			if (!buf_take_loss(best, claim, &loss, best_cpu))
 				continue;
 			if (copy_to_user(ubuf + done * rsize, &loss, rsize)) {
-				best->carried_loss = loss.loss.count;
+				WRITE_ONCE(best->carried_loss, loss.loss.count);
 				best->carried_ns = loss.ts_ns;
 				return done ? done : -EFAULT;
 			}

@@ -866,7 +866,7 @@ static void print_transition(const struct tcptrace_record *rec,
 	const struct tcptrace_event *ev = &rec->ev;
 	int addr_width = env.wide ? ADDR_WIDTH_WIDE : ADDR_WIDTH;
 	char ctx[8], pid[12], comm[20], laddr[64], raddr[64];
-	char oldstate[16], newstate[16], una[16], nxt[16], rcv[16];
+	char oldstate[16], newstate[16], una[16], nxt[16], rcv[16], sock[20];
 	struct sock_seq *s = NULL;
 
 	if (rec->ctx == TCPTRACE_CTX_TASK) {
@@ -887,7 +887,13 @@ static void print_transition(const struct tcptrace_record *rec,
 	format_state(oldstate, sizeof(oldstate), ev->oldstate);
 	format_state(newstate, sizeof(newstate), ev->newstate);
 
-	if (!env.absolute)
+	/* A child whose id the module could not learn: nothing to key on. */
+	if (ev->flags & TCPTRACE_F_ID_UNSET)
+		snprintf(sock, sizeof(sock), "?");
+	else
+		snprintf(sock, sizeof(sock), "%llx",
+			 (unsigned long long)ev->sock_id);
+	if (!env.absolute && !(ev->flags & TCPTRACE_F_ID_UNSET))
 		s = learn_isns(ev);
 	if (ev->flags & TCPTRACE_F_SEQ_UNSET ||
 	    ev->oldstate == TCPTRACE_LISTEN || ev->newstate == TCPTRACE_LISTEN) {
@@ -904,9 +910,9 @@ static void print_transition(const struct tcptrace_record *rec,
 			   s ? s->irs : 0, s ? s->irs_name : 0);
 	}
 
-	printf("%-*s %3u %-7s %-7s %-16s %-9llx %-*s %-*s %-12s %-12s %-10s %-10s %s\n",
+	printf("%-*s %3u %-7s %-7s %-16s %-9s %-*s %-*s %-12s %-12s %-10s %-10s %s\n",
 	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, rec->cpu,
-	       ctx, pid, comm, (unsigned long long)ev->sock_id, addr_width,
+	       ctx, pid, comm, sock, addr_width,
 	       laddr, addr_width, raddr, oldstate, newstate, una, nxt, rcv);
 
 	if (s && ev->newstate == TCPTRACE_CLOSE)

@@ -16,7 +16,7 @@
  *		BYTES and ends the file there.
  *	state	ts= cpu= ctx=task|softirq|hardirq|nmi|N netns= type=1
  *		pid= tgid=(pid) comm= sock= af=inet|inet6|N
- *		old=STATE new=STATE flags=addr_unset,seq_unset|N
+ *		old=STATE new=STATE flags=addr_unset,seq_unset,id_unset|N
  *		la=ADDR lp= ra=ADDR rp= una= nxt= rcv= wseq=
  *		acked= rcvd= retrans= srtt=
  *		A transition record; STATE is a name (SYN_SENT) or a number.
@@ -243,6 +243,8 @@ static void set_state(struct item *it, const char *key, const char *v)
 				ev->flags |= TCPTRACE_F_ADDR_UNSET;
 			else if (!strcmp(flag, "seq_unset"))
 				ev->flags |= TCPTRACE_F_SEQ_UNSET;
+			else if (!strcmp(flag, "id_unset"))
+				ev->flags |= TCPTRACE_F_ID_UNSET;
 			else
 				ev->flags |= number(key, flag, 0xff);
 		}
