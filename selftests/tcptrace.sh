@@ -252,7 +252,7 @@ fi
 echo "TAP version 13"
 echo "1..7"
 run "tcptrace_test, default buffer" harness
-run "tcptrace_test, 32-record buffer" harness buffer_kb=4
+run "tcptrace_test, 32-record buffer, 1 s tick" harness buffer_kb=4 wakeup_ms=1000
 run "rmmod refused while open" rmmod_while_open
 run "bad parameters refused" bad_params
 run "buffer larger than memory refused" too_big

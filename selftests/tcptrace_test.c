@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -39,6 +40,9 @@
 
 #ifndef SO_COOKIE
 #define SO_COOKIE	57
+#endif
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP	262
 #endif
 
 struct trace {
@@ -794,6 +798,144 @@ TEST_F(dev, blocking_read)
 	EXPECT_EQ(TCPTRACE_CLOSE, rec[0].ev.oldstate);
 	ASSERT_LT(0, wait(&status));
 	EXPECT_EQ(0, status);
+}
+
+TEST_F(dev, epoll_wakes)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, got;
+	uint16_t port = closed_port(AF_INET);
+	int ep = epoll_create1(0), status;
+
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, self->fd, &ev));
+	ASSERT_EQ(0, epoll_wait(ep, &got, 1, 0));
+	connect_later(port, 200);
+	ASSERT_EQ(1, epoll_wait(ep, &got, 1, WAIT_MS));
+	EXPECT_EQ(EPOLLIN, got.events);
+	ASSERT_LT(0, wait(&status));
+	EXPECT_EQ(0, status);
+	close(ep);
+}
+
+static unsigned int module_param_uint(const char *name)
+{
+	char path[128];
+	unsigned int v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/tcptrace/parameters/%s",
+		 name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%u", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A burst that fills a buffer past the watermark wakes the reader through
+ * irq_work, long before the periodic check would.  Needs a module loaded
+ * with a small buffer and a slow tick (tcptrace.sh's second run).
+ */
+TEST_F(dev, watermark_wakes)
+{
+	struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
+	unsigned int tick_ms = module_param_uint("wakeup_ms");
+	unsigned int pct = module_param_uint("watermark_pct");
+	unsigned int mark = self->info.buffer_records * pct / 100;
+	uint16_t port = closed_port(AF_INET);
+	uint64_t start, took;
+	unsigned int i;
+	pid_t pid;
+	int status;
+
+	if (tick_ms < 500 || mark > 64)
+		SKIP(return, "wants wakeup_ms >= 500 and a small buffer");
+	ASSERT_EQ(0, pin_cpu(0));
+	ASSERT_EQ(0, filter_port(self->fd, port));
+	start = now_ms();
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		pin_cpu(0);
+		for (i = 0; i < mark; i++)	/* two records each */
+			if (!refused_connect(port))
+				_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(1, poll(&pfd, 1, WAIT_MS));
+	took = now_ms() - start;
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	TH_LOG("woken after %llu ms, tick %u ms", (unsigned long long)took,
+	       tick_ms);
+	EXPECT_GT(tick_ms / 2, took);
+}
+
+/*
+ * MPTCP's own sockets pass through the same tracepoint with protocol
+ * IPPROTO_MPTCP; only their TCP subflows are TCP.
+ */
+TEST_F(dev, tcp_only)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(AF_INET, false, 0, &ss);
+	uint64_t mptcp_ids[3], sub_ids[1];
+	int l, c, s;
+	uint16_t port;
+	size_t k, seen = 0;
+
+	l = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+	if (l < 0)
+		SKIP(return, "no MPTCP here: %s", strerror(errno));
+	ASSERT_EQ(0, bind(l, (struct sockaddr *)&ss, len));
+	ASSERT_EQ(0, listen(l, 8));
+	port = local_port(l);
+	len = loopback(AF_INET, false, port, &ss);
+	c = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, connect(c, (struct sockaddr *)&ss, len));
+	s = accept(l, NULL, NULL);
+	ASSERT_LE(0, s);
+	mptcp_ids[0] = sock_cookie(l);
+	mptcp_ids[1] = sock_cookie(c);
+	mptcp_ids[2] = sock_cookie(s);
+	ASSERT_EQ(0, xfer(c, s, 100));
+	close(c);
+	close(s);
+	close(l);
+
+	/* Wait for the client subflow (remote port = port) to close. */
+	{
+		uint64_t end = now_ms() + WAIT_MS;
+
+		sub_ids[0] = 0;
+		while (!sub_ids[0] && now_ms() < end) {
+			struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
+
+			ASSERT_LE(0, trace_read(self->fd, &self->t));
+			for (k = 0; k < self->t.nr; k++)
+				if (self->t.rec[k].type == TCPTRACE_REC_STATE &&
+				    self->t.rec[k].ev.rport == port &&
+				    self->t.rec[k].ev.newstate == TCPTRACE_CLOSE)
+					sub_ids[0] = self->t.rec[k].ev.sock_id;
+			poll(&pfd, 1, 100);
+		}
+	}
+	ASSERT_NE(0, sub_ids[0]) TH_LOG("no TCP subflow records");
+	for (k = 0; k < self->t.nr; k++) {
+		const struct tcptrace_event *ev = &self->t.rec[k].ev;
+
+		if (ev->lport != port && ev->rport != port)
+			continue;
+		seen++;
+		EXPECT_NE(mptcp_ids[0], ev->sock_id);
+		EXPECT_NE(mptcp_ids[1], ev->sock_id);
+		EXPECT_NE(mptcp_ids[2], ev->sock_id);
+	}
+	EXPECT_LE(4, seen);
 }
 
 static void on_alarm(int sig)
