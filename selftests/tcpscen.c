@@ -13,17 +13,25 @@
  *			the server, in CLOSE_WAIT, sends for a while
  *	reset		the client aborts (SO_LINGER 0): an RST, no FINs
  *	refused		a connect to a port nobody listens on
+ *	vanish		after the exchange, -x CMD cuts the path; the client
+ *			sends on until TCP_USER_TIMEOUT (3 s) kills it
  *
- *	tcpscen [-6 | -m] [-b BYTES] [-p PORT] SCENARIO
+ *	tcpscen [-6 | -m] [-b BYTES] [-d MS] [-p PORT]
+ *		[-S NETNS -C NETNS -a ADDR] [-x CMD] SCENARIO
  *
  * -6 uses IPv6, -m an IPv6 listener that takes an IPv4 client (v4-mapped).
  * -d MS is the one-way delay of the path, which the scenario waits out at
  * the end so that its last transitions have happened when it exits.
+ * -S and -C put the server and the client in network namespaces made with
+ * `ip netns add`, and -a is the server's address for the client.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +46,7 @@ static bool dual;
 static size_t bytes = 100;
 static unsigned int delay_ms;
 static uint16_t fixed_port;
+static const char *server_ns, *client_ns, *server_addr, *vanish_cmd;
 
 static void die(const char *what)
 {
@@ -52,23 +61,52 @@ static void msleep(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Sockets made after this belong to network namespace @name. */
+static void enter_netns(const char *name)
+{
+	char path[256];
+	int fd;
+
+	if (!name)
+		return;
+	/* iproute2 keeps them in /run/netns; older ones in /var/run/netns. */
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/var/run/netns/%s", name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0 || setns(fd, CLONE_NEWNET))
+		die(path);
+	close(fd);
+}
+
+/* The client's view of the server, or the server's own address (any). */
 static socklen_t addr(int family, bool any, uint16_t port,
 		      struct sockaddr_storage *ss)
 {
+	const char *text = any ? NULL : server_addr;
+
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_addr.s_addr = htonl(any && server_ns ? INADDR_ANY :
+					     INADDR_LOOPBACK);
+		if (text && inet_pton(AF_INET, text, &sin->sin_addr) != 1)
+			die("-a");
 		return sizeof(*sin);
 	}
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 	sin6->sin6_family = AF_INET6;
 	sin6->sin6_port = htons(port);
-	sin6->sin6_addr = any ? in6addr_any : in6addr_loopback;
+	sin6->sin6_addr = any && (dual || server_ns) ? in6addr_any :
+			  in6addr_loopback;
+	if (text && inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
+		die("-a");
 	return sizeof(*sin6);
 }
 
@@ -158,15 +196,18 @@ static void settle(void)
 static int refused(void)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = addr(cfamily, false, 0, &ss);
-	int fd = socket(cfamily, SOCK_STREAM, 0);
+	socklen_t len = addr(lfamily, true, 0, &ss);
+	int fd;
 	uint16_t port;
 
-	/* A port nothing listens on: bound once, then released. */
+	/* A port nothing listens on: bound once on the server, released. */
+	enter_netns(server_ns);
+	fd = socket(lfamily, SOCK_STREAM, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len))
 		die("bind");
 	port = port_of(fd);
 	close(fd);
+	enter_netns(client_ns);
 	len = addr(cfamily, false, port, &ss);
 	fd = socket(cfamily, SOCK_STREAM, 0);
 	if (fd < 0)
@@ -181,10 +222,11 @@ static int refused(void)
 int main(int argc, char **argv)
 {
 	struct linger abort_now = { .l_onoff = 1, .l_linger = 0 };
+	struct linger linger = { .l_onoff = 1, .l_linger = 30 };
 	const char *scen;
 	int opt, l, c, s;
 
-	while ((opt = getopt(argc, argv, "6mb:d:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "6mb:d:p:S:C:a:x:")) != -1) {
 		switch (opt) {
 		case '6':
 			lfamily = cfamily = AF_INET6;
@@ -203,6 +245,18 @@ int main(int argc, char **argv)
 		case 'p':
 			fixed_port = strtoul(optarg, NULL, 10);
 			break;
+		case 'S':
+			server_ns = optarg;
+			break;
+		case 'C':
+			client_ns = optarg;
+			break;
+		case 'a':
+			server_addr = optarg;
+			break;
+		case 'x':
+			vanish_cmd = optarg;
+			break;
 		default:
 			goto usage;
 		}
@@ -214,11 +268,21 @@ int main(int argc, char **argv)
 	if (!strcmp(scen, "refused"))
 		return refused();
 
+	enter_netns(server_ns);
 	l = listener();
+	enter_netns(client_ns);
 	c = client(port_of(l));
 	s = accept(l, NULL, NULL);
 	if (s < 0)
 		die("accept");
+	/*
+	 * close() returns once our FIN is acknowledged: when the last close
+	 * returns, both sides have made their last transition, even on a
+	 * lossy path.
+	 */
+	if (setsockopt(c, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger)) ||
+	    setsockopt(s, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger)))
+		die("SO_LINGER");
 	send_all(c, bytes);
 	recv_all(s, bytes);
 	send_all(s, bytes);
@@ -261,6 +325,24 @@ int main(int argc, char **argv)
 		close(c);
 		msleep(delay_ms + 10);
 		close(s);
+	} else if (!strcmp(scen, "vanish")) {
+		unsigned int timeout_ms = 3000;
+		char byte;
+
+		if (setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+			       sizeof(timeout_ms)))
+			die("TCP_USER_TIMEOUT");
+		if (vanish_cmd && system(vanish_cmd))
+			die("the -x command");
+		send_all(c, bytes);
+		if (recv(c, &byte, 1, 0) != -1 || errno != ETIMEDOUT)
+			die("the connection did not time out");
+		close(c);
+		/* The server cannot be told either: abort it. */
+		if (setsockopt(s, SOL_SOCKET, SO_LINGER, &abort_now,
+			       sizeof(abort_now)))
+			die("SO_LINGER");
+		close(s);
 	} else {
 		fprintf(stderr, "tcpscen: no scenario '%s'\n", scen);
 		goto usage;
@@ -270,6 +352,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-		"usage: tcpscen [-6 | -m] [-b BYTES] [-d DELAY_MS] [-p PORT] basic|serverclose|simclose|halfclose|reset|refused\n");
+		"usage: tcpscen [-6 | -m] [-b BYTES] [-d DELAY_MS] [-p PORT] [-S NETNS -C NETNS -a ADDR] [-x CMD]\n"
+		"               basic|serverclose|simclose|halfclose|reset|refused|vanish\n");
 	return 2;
 }

@@ -10,7 +10,10 @@
 
 dir=$(cd "$(dirname "$0")" && pwd)
 ko=${TCPTRACE_KO:-$dir/tcptrace.ko}
-cycles=${TCPTRACE_CYCLES:-20}
+cycles=${TCPTRACE_CYCLES:-50}
+ip=$(command -v /usr/local/bin/ip || command -v ip)
+tc=$(command -v /usr/local/bin/tc || command -v tc)
+ncpus=$(grep -c ^processor /proc/cpuinfo)
 ksft_skip=4
 nr=0
 failed=0
@@ -55,7 +58,7 @@ mark() {
 
 # run NAME CMD...: one TAP line for CMD, failing also on kernel trouble.
 run() {
-	name=$1
+	local name=$1 m out rc trouble
 	shift
 	m=$(mark)
 	out=$(mktemp)
@@ -159,6 +162,235 @@ cycles() {
 	return $rc
 }
 
+# wait_open PID: until PID has /dev/tcptrace open (10 s at most).
+wait_open() {
+	i=0
+	until ls -l /proc/"$1"/fd 2>/dev/null | grep -q /dev/tcptrace; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 "$1" 2>/dev/null; then
+			echo "the reader did not open the device"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Sum of transitions=N in tcpgen's output.
+made_by() {
+	sed -n 's/.*transitions=\([0-9]*\).*/\1/p' "$1" |
+		awk '{ n += $1 } END { print n + 0 }'
+}
+
+# Over 100,000 transitions from connections on every CPU, task and softirq
+# context mixed, with a reader live: every record checked by the oracle, and
+# delivered + lost = produced, exactly.  $@: module parameters.
+load_test() {
+	load "$@" || return 1
+	live=$(mktemp)
+	rest=$(mktemp)
+	gen=$(mktemp)
+	"$dir/tcptrace-read" --write "$live" &
+	reader=$!
+	rc=0
+	wait_open $reader || rc=1
+	"$dir/tcpgen" -t 4 -n 2600 -b 64 >"$gen" || rc=1
+	cat "$gen"
+	kill -INT $reader
+	wait $reader || rc=1
+	"$dir/tcptrace-read" --drain --write "$rest" || rc=1
+	"$dir/tcptrace-read" --stats 2>&1 | tail -n 1
+	rmmod tcptrace || rc=1
+	"$dir/tcpcheck" -c "$ncpus" -e "$(made_by "$gen")" "$live" "$rest" || rc=1
+	rm -f "$live" "$rest" "$gen"
+	return $rc
+}
+
+# rmmod is refused while a reader sleeps in read(); the reader killed in
+# its read leaves nothing behind, and rmmod then works.
+sleeping_reader() {
+	load || return 1
+	"$dir/tcptrace-read" >/dev/null &
+	reader=$!
+	rc=0
+	wait_open $reader || rc=1
+	grep -q "^State:.*S (sleeping)" /proc/$reader/status || {
+		echo "the reader is not asleep"
+		rc=1
+	}
+	if rmmod tcptrace 2>/dev/null; then
+		echo "rmmod succeeded under a sleeping reader"
+		return 1
+	fi
+	kill -KILL $reader
+	wait $reader 2>/dev/null
+	# The device is free again: another reader can open it at once.
+	"$dir/tcptrace-read" --drain >/dev/null || rc=1
+	rmmod tcptrace || rc=1
+	return $rc
+}
+
+# A CPU goes offline with records in its buffer: they are still delivered,
+# and it records again once it is back.
+hotplug() {
+	cpu1=/sys/devices/system/cpu/cpu1/online
+	if [ ! -w $cpu1 ]; then
+		echo "no CPU 1 to take offline"
+		return $ksft_skip
+	fi
+	load || return 1
+	rc=0
+	gen=$(mktemp)
+	cap=$(mktemp)
+	"$dir/tcptrace-read" --drain >/dev/null
+	taskset 2 "$dir/tcpgen" -n 50 >"$gen" || rc=1
+	echo 0 >$cpu1 || rc=1
+	"$dir/tcptrace-read" --drain --write "$cap" || rc=1
+	on1=$("$dir/tcptrace-read" --read "$cap" 2>/dev/null | awk '$2 == 1' | wc -l)
+	echo "$on1 records from CPU 1 after it went offline"
+	[ "$on1" -ge 500 ] || rc=1
+	"$dir/tcpcheck" -c "$ncpus" -e "$(made_by "$gen")" "$cap" || rc=1
+	echo 1 >$cpu1 || rc=1
+	taskset 2 "$dir/tcpgen" -n 10 >"$gen" || rc=1
+	"$dir/tcptrace-read" --drain --write "$cap" || rc=1
+	on1=$("$dir/tcptrace-read" --read "$cap" 2>/dev/null | awk '$2 == 1' | wc -l)
+	echo "$on1 records from CPU 1 once it was back"
+	[ "$on1" -ge 100 ] || rc=1
+	"$dir/tcpcheck" -c "$ncpus" -e "$(made_by "$gen")" "$cap" || rc=1
+	rmmod tcptrace || rc=1
+	rm -f "$gen" "$cap"
+	return $rc
+}
+
+# Two namespaces joined by veth, IPv4 and IPv6, static neighbours (with
+# loss, neighbour discovery could fail and connect() say EHOSTUNREACH).
+netns_up() {
+	$ip netns add tca && $ip netns add tcb &&
+	$ip link add va netns tca type veth peer name vb netns tcb &&
+	$ip -n tca addr add 10.9.0.1/24 dev va &&
+	$ip -n tcb addr add 10.9.0.2/24 dev vb &&
+	$ip -n tca addr add fd00:9::1/64 dev va nodad &&
+	$ip -n tcb addr add fd00:9::2/64 dev vb nodad &&
+	$ip -n tca link set va up && $ip -n tcb link set vb up &&
+	$ip -n tca link set lo up && $ip -n tcb link set lo up || return 1
+	maca=$($ip -n tca link show va | awk '/ether/ { print $2 }')
+	macb=$($ip -n tcb link show vb | awk '/ether/ { print $2 }')
+	$ip -n tca neigh add 10.9.0.2 lladdr "$macb" dev va nud permanent &&
+	$ip -n tcb neigh add 10.9.0.1 lladdr "$maca" dev vb nud permanent &&
+	$ip -n tca neigh add fd00:9::2 lladdr "$macb" dev va nud permanent &&
+	$ip -n tcb neigh add fd00:9::1 lladdr "$maca" dev vb nud permanent
+}
+
+netns_down() {
+	$ip netns del tca 2>/dev/null
+	$ip netns del tcb 2>/dev/null
+}
+
+# netem on both ends of the veth: $@ as for tc netem, or nothing to clear.
+path() {
+	for end in "tca va" "tcb vb"; do
+		set -- "$@"
+		# shellcheck disable=SC2086
+		$tc -n ${end% *} qdisc del dev ${end#* } root 2>/dev/null
+		[ $# -eq 0 ] ||
+			$tc -n ${end% *} qdisc add dev ${end#* } root netem "$@"
+	done
+}
+
+# scenario NAME CHECK TCPSCEN-ARGS...: run tcpscen between the namespaces,
+# put its trace through the oracle, then CHECK (a function) on the table.
+scenario() {
+	local name=$1 check=$2 cap table out src
+	shift 2
+	cap=$(mktemp)
+	table=$(mktemp)
+	"$dir/tcptrace-read" --drain >/dev/null
+	if ! "$dir/tcpscen" -S tcb -C tca "$@"; then
+		echo "$name: tcpscen $* failed"
+		return 1
+	fi
+	"$dir/tcptrace-read" --drain --write "$cap" 2>/dev/null
+	"$dir/tcptrace-read" --read "$cap" >"$table" 2>/dev/null
+	out=$("$dir/tcpcheck" -c "$ncpus" "$cap")
+	src=$?
+	echo "$name: $out"
+	[ $src -eq 0 ] && $check "$table" "$out"
+	src=$?
+	[ $src -eq 0 ] || cat "$table"
+	rm -f "$cap" "$table"
+	return $src
+}
+
+# Checks on a scenario's table ($1) and oracle summary ($2).
+count() {
+	grep -c "$2" "$1"
+}
+retransmitted() {
+	case $2 in
+	*" 0 retransmits"*) echo "no retransmission at all"; return 1 ;;
+	esac
+}
+crossed_fins() {
+	[ "$(count "$1" 'FIN_WAIT1 *CLOSING')" = 2 ] &&
+		[ "$(count "$1" 'CLOSING *CLOSE ')" = 2 ]
+}
+half_closed() {
+	[ "$(count "$1" 'FIN_WAIT1 *FIN_WAIT2')" = 1 ] &&
+		[ "$(count "$1" 'CLOSE_WAIT *LAST_ACK')" = 1 ]
+}
+reset() {
+	[ "$(count "$1" 'ESTABLISHED *CLOSE ')" = 2 ] &&
+		! grep -q FIN_WAIT1 "$1"
+}
+refused() {
+	[ "$(count "$1" 'SYN_SENT *CLOSE ')" = 1 ]
+}
+timed_out() {
+	[ "$(count "$1" 'ESTABLISHED *CLOSE ')" = 2 ] && retransmitted "$@"
+}
+v4mapped() {
+	grep -q '::ffff:10.9.0.1' "$1" && grep -q '10.9.0.1:' "$1"
+}
+closed_normally() {
+	[ "$(count "$1" 'LAST_ACK *CLOSE ')" = 1 ] &&
+		[ "$(count "$1" 'FIN_WAIT2 *CLOSE ')" = 1 ]
+}
+
+# Real faults between two namespaces: loss, delay, a vanishing peer,
+# resets, refusals, crossing FINs, a half-close; IPv4, IPv6, v4-mapped.
+faults() {
+	load || return 1
+	rc=0
+	if ! netns_up; then
+		netns_down
+		rmmod tcptrace
+		return 1
+	fi
+	path delay 10ms loss 20%
+	for i in 1 2 3; do
+		scenario "20% loss, IPv4" retransmitted -a 10.9.0.2 -d 10 \
+			-b 20000 basic || rc=1
+	done
+	scenario "20% loss, IPv6" retransmitted -6 -a fd00:9::2 -d 10 \
+		-b 20000 basic || rc=1
+	path delay 20ms
+	scenario "crossing FINs" crossed_fins -a 10.9.0.2 -d 20 simclose || rc=1
+	scenario "half-close" half_closed -a 10.9.0.2 -d 20 halfclose || rc=1
+	scenario "IPv6 half-close" half_closed -6 -a fd00:9::2 -d 20 \
+		halfclose || rc=1
+	scenario "v4-mapped" v4mapped -m -a 10.9.0.2 -d 20 basic || rc=1
+	scenario "v4-mapped, closed normally" closed_normally -m \
+		-a 10.9.0.2 -d 20 basic || rc=1
+	path
+	scenario "abort, SO_LINGER 0" reset -a 10.9.0.2 reset || rc=1
+	scenario "refused" refused -a 10.9.0.2 refused || rc=1
+	scenario "peer vanishes" timed_out -a 10.9.0.2 \
+		-x "$tc -n tca qdisc add dev va root netem loss 100%" vanish ||
+		rc=1
+	netns_down
+	rmmod tcptrace || rc=1
+	return $rc
+}
+
 # Transitions of a table from tcptrace-read or tcpstates, "OLD NEW" a line.
 transitions_of() {
 	awk '
@@ -250,9 +482,14 @@ if loaded; then
 fi
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..12"
 run "tcptrace_test, default buffer" harness
 run "tcptrace_test, 32-record buffer, 1 s tick" harness buffer_kb=4 wakeup_ms=1000
+run "over 100,000 transitions, a live reader, nothing unaccounted" load_test
+run "the same through a 32-record buffer: most lost, all counted" load_test buffer_kb=4
+run "rmmod refused under a sleeping reader, which is then killed" sleeping_reader
+run "a CPU offline and back while tracing" hotplug
+run "faults between namespaces: loss, delay, RST, refusal, timeout" faults
 run "rmmod refused while open" rmmod_while_open
 run "bad parameters refused" bad_params
 run "buffer larger than memory refused" too_big

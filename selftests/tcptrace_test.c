@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +35,7 @@
 #include <linux/tcptrace.h>
 
 #include "kselftest_harness.h"
+#include "tcpcheck.h"
 
 #define REC_SIZE	sizeof(struct tcptrace_record)
 #define MAX_RECS	(1 << 16)
@@ -304,6 +307,39 @@ static int dev_stats(int fd, unsigned int nr_cpus,
 	return 0;
 }
 
+static void oracle_report(void *arg, const char *msg)
+{
+	fprintf(stderr, "# oracle: %s\n", msg);
+}
+
+/* Every trace a test read goes through the oracle (tcpcheck.h). */
+static unsigned long trace_verify(const struct trace *t, unsigned int nr_cpus)
+{
+	struct tc_state *st = tc_new(nr_cpus);
+	unsigned long errors;
+	size_t i;
+
+	if (!st)
+		return 1;
+	st->report = oracle_report;
+	for (i = 0; i < t->nr; i++)
+		tc_check(st, &t->rec[i]);
+	errors = tc_finish(st);
+	tc_free(st);
+	return errors;
+}
+
+#define DEV_TEARDOWN(self)						\
+do {									\
+	if ((self)->fd >= 0)						\
+		close((self)->fd);					\
+	if ((self)->t.rec) {						\
+		EXPECT_EQ(0, trace_verify(&(self)->t,			\
+					  (self)->info.nr_cpus));	\
+		free((self)->t.rec);					\
+	}								\
+} while (0)
+
 #define DEV_SETUP(self)							\
 do {									\
 	(self)->fd = open_dev();					\
@@ -354,9 +390,7 @@ FIXTURE_SETUP(conn)
 
 FIXTURE_TEARDOWN(conn)
 {
-	if (self->fd >= 0)
-		close(self->fd);
-	free(self->t.rec);
+	DEV_TEARDOWN(self);
 }
 
 struct step {
@@ -557,9 +591,7 @@ FIXTURE_SETUP(dev)
 
 FIXTURE_TEARDOWN(dev)
 {
-	if (self->fd >= 0)
-		close(self->fd);
-	free(self->t.rec);
+	DEV_TEARDOWN(self);
 }
 
 static uint64_t refused_connect(uint16_t port)
@@ -1103,6 +1135,308 @@ TEST_F(dev, clear)
 	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
 	EXPECT_EQ(4, after.discarded - before.discarded);
 	EXPECT_EQ(after.recorded, after.delivered + after.discarded);
+}
+
+/* Refused connects, two records each, all on this CPU's buffer. */
+static int make_records(uint16_t port, unsigned int nr_connects)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_connects; i++)
+		if (!refused_connect(port))
+			return -1;
+	return 0;
+}
+
+/*
+ * Every read size from nothing to five records and a byte: below one
+ * record EINVAL and nothing consumed, else whole records only.
+ */
+TEST_F(dev, every_read_size)
+{
+	const size_t max = 5 * REC_SIZE;
+	uint16_t port = closed_port(AF_INET);
+	char *buf = malloc(max + 1);
+	size_t size, got = 0, want = 0;
+	ssize_t n;
+
+	ASSERT_NE(NULL, buf);
+	if (self->info.buffer_records < 2048)
+		SKIP(free(buf); return, "wants a buffer of 2048 records");
+	ASSERT_EQ(0, pin_cpu(0));
+	ASSERT_EQ(0, filter_port(self->fd, port));
+	/* The sum over sizes of size / REC_SIZE is 1290: make 1400. */
+	ASSERT_EQ(0, make_records(port, 700));
+	for (size = 0; size <= max + 1; size++) {
+		n = read(self->fd, buf, size);
+		if (size < REC_SIZE) {
+			EXPECT_EQ(-1, n) TH_LOG("size %zu", size);
+			EXPECT_EQ(EINVAL, errno);
+			continue;
+		}
+		EXPECT_EQ(size / REC_SIZE * REC_SIZE, n) TH_LOG("size %zu", size);
+		if (n > 0)
+			got += n / REC_SIZE;
+		want += size / REC_SIZE;
+	}
+	EXPECT_EQ(want, got);
+	/* What is left is the rest of the 1400, not one record more or less. */
+	ASSERT_LE(0, trace_read(self->fd, &self->t));
+	EXPECT_EQ(1400 - got, self->t.nr);
+	free(buf);
+}
+
+/* Unaligned buffers work; a buffer that ends in a hole takes what fits. */
+TEST_F(dev, user_buffers)
+{
+	const long page = sysconf(_SC_PAGESIZE);
+	uint16_t port = closed_port(AF_INET);
+	struct tcptrace_record a, b, *rec;
+	char *map, *buf;
+	int i;
+
+	ASSERT_EQ(0, pin_cpu(0));
+	ASSERT_EQ(0, filter_port(self->fd, port));
+	ASSERT_EQ(0, make_records(port, 4));		/* 8 records */
+
+	buf = malloc(3 * REC_SIZE + 8);
+	ASSERT_NE(NULL, buf);
+	for (i = 1; i < 8; i += 2) {			/* odd addresses */
+		ASSERT_EQ(REC_SIZE, read(self->fd, buf + i, REC_SIZE));
+		memcpy(&a, buf + i, sizeof(a));
+		EXPECT_EQ(TCPTRACE_REC_STATE, a.type);
+		EXPECT_EQ(port, a.ev.rport);
+	}
+	free(buf);
+
+	/* Two pages, the second unmapped: one record fits before the hole. */
+	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, munmap(map + page, page));
+	rec = (struct tcptrace_record *)(map + page - REC_SIZE);
+	ASSERT_EQ(REC_SIZE, read(self->fd, rec, 2 * REC_SIZE));
+	a = *rec;
+	/* Starting in the hole: EFAULT, and nothing is lost. */
+	EXPECT_EQ(-1, read(self->fd, map + page, REC_SIZE));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(REC_SIZE, read(self->fd, &b, REC_SIZE));
+	/* a and b are the two records of one connect, in order. */
+	EXPECT_EQ(a.ev.sock_id, b.ev.sock_id);
+	EXPECT_EQ(TCPTRACE_SYN_SENT, a.ev.newstate);
+	EXPECT_EQ(TCPTRACE_CLOSE, b.ev.newstate);
+	ASSERT_EQ(0, munmap(map, page));
+	ASSERT_LE(0, trace_read(self->fd, &self->t));
+	EXPECT_EQ(2, self->t.nr);
+}
+
+/* Every ioctl with a NULL, a short and a garbage argument. */
+TEST_F(dev, ioctl_arguments)
+{
+	const long page = sysconf(_SC_PAGESIZE);
+	const unsigned long cmds[] = {
+		TCPTRACE_IOC_INFO, TCPTRACE_IOC_STATS,
+		TCPTRACE_IOC_GET_FILTER, TCPTRACE_IOC_SET_FILTER,
+	};
+	struct tcptrace_filter set = { .family = AF_INET6 }, got, junk;
+	unsigned char *map;
+	size_t i, j;
+
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &set));
+	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, munmap(map + page, page));
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		EXPECT_EQ(-1, ioctl(self->fd, cmds[i], NULL)) TH_LOG("%zu", i);
+		EXPECT_EQ(EFAULT, errno);
+		/* Four bytes before the hole: too short for any of them. */
+		EXPECT_EQ(-1, ioctl(self->fd, cmds[i], map + page - 4))
+			TH_LOG("%zu", i);
+		EXPECT_EQ(EFAULT, errno);
+	}
+	/* Garbage filters, reserved bytes set so none can be valid. */
+	srand(1);
+	for (j = 0; j < 200; j++) {
+		for (i = 0; i < sizeof(junk); i++)
+			((unsigned char *)&junk)[i] = rand();
+		junk.reserved[0] |= 1;
+		EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &junk));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_GET_FILTER, &got));
+	EXPECT_EQ(0, memcmp(&set, &got, sizeof(set)));
+	/* Unknown commands, whatever their size and direction. */
+	EXPECT_EQ(-1, ioctl(self->fd, _IOWR(TCPTRACE_IOC_MAGIC, 0x06, int), map));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IOR(TCPTRACE_IOC_MAGIC, 0x01, int), map));
+	EXPECT_EQ(ENOTTY, errno);
+	ASSERT_EQ(0, munmap(map, page));
+}
+
+/* No write(), no mmap(): clear errors, not surprises. */
+TEST_F(dev, no_write_no_mmap)
+{
+	char byte = 0;
+	void *p;
+	int fd;
+
+	close(self->fd);
+	self->fd = open(TCPTRACE_DEVICE, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	EXPECT_EQ(-1, write(self->fd, &byte, 1));
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->fd, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(ENODEV, errno);
+	close(self->fd);
+	fd = open(TCPTRACE_DEVICE, O_RDONLY | O_NONBLOCK);
+	self->fd = fd;
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, write(fd, &byte, 1));
+	EXPECT_EQ(EBADF, errno);
+}
+
+/* Many processes open at once: exactly one gets the device. */
+TEST_F(dev, open_race)
+{
+	const int nr = 8;
+	int go[2], done[2], i, status, winners = 0;
+	char c;
+
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	for (i = 0; i < nr; i++) {
+		if (fork() == 0) {
+			int fd;
+
+			close(go[1]);
+			if (read(go[0], &c, 1) != 0)	/* wait for the start */
+				_exit(3);
+			fd = open(TCPTRACE_DEVICE, O_RDONLY);
+			if (fd < 0)
+				_exit(errno == EBUSY ? 1 : 2);
+			/* Hold it until all have tried. */
+			close(done[1]);
+			if (read(done[0], &c, 1) < 0)
+				_exit(3);
+			close(fd);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	close(go[1]);			/* start */
+	close(done[0]);
+	for (i = 0; i < nr; i++) {
+		pid_t pid = wait(&status);
+
+		ASSERT_LT(0, pid);
+		ASSERT_TRUE(WIFEXITED(status));
+		if (i == nr - 2)
+			close(done[1]);	/* all but one are back: let it go */
+		if (WEXITSTATUS(status) == 0)
+			winners++;
+		else
+			EXPECT_EQ(1, WEXITSTATUS(status));
+	}
+	EXPECT_EQ(1, winners);
+	self->fd = open_dev();
+	ASSERT_LE(0, self->fd);
+}
+
+/* Only root may open it: the mode is 0600 and nobody has no capability. */
+TEST_F(dev, unprivileged)
+{
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, stat(TCPTRACE_DEVICE, &st));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	EXPECT_EQ(0, st.st_uid);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(3);
+		if (open(TCPTRACE_DEVICE, O_RDONLY) >= 0)
+			_exit(1);
+		_exit(errno == EACCES ? 0 : 2);
+	}
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/* Bring up lo of this network namespace. */
+static int lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret)
+		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	close(fd);
+	return ret;
+}
+
+/*
+ * The device is a host-wide view: a reader in another network namespace
+ * sees every namespace's transitions, each with its namespace, and can
+ * narrow them with the filter.
+ */
+TEST_F(dev, other_netns)
+{
+	struct tcptrace_filter f = {};
+	struct stat here, there;
+	uint16_t port;
+	uint64_t id;
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, stat("/proc/self/ns/net", &here));
+	port = closed_port(AF_INET);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* In a namespace of its own, with lo up, make one record. */
+		if (unshare(CLONE_NEWNET) || lo_up())
+			_exit(3);
+		_exit(refused_connect(closed_port(AF_INET)) ? 0 : 1);
+	}
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	id = refused_connect(port);
+	ASSERT_NE(0, id);
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, &id, 1, TCPTRACE_CLOSE));
+	ASSERT_EQ(4, self->t.nr);
+	there.st_ino = self->t.rec[0].netns;
+	EXPECT_NE(here.st_ino, there.st_ino);
+	EXPECT_EQ(there.st_ino, self->t.rec[1].netns);
+	EXPECT_EQ(here.st_ino, self->t.rec[2].netns);
+
+	/* The filter keeps one namespace. */
+	f.netns = here.st_ino;
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNET) || lo_up())
+			_exit(3);
+		_exit(refused_connect(closed_port(AF_INET)) ? 0 : 1);
+	}
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	id = refused_connect(port);
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, &id, 1, TCPTRACE_CLOSE));
+	EXPECT_EQ(6, self->t.nr);
+	EXPECT_EQ(here.st_ino, self->t.rec[4].netns);
+	EXPECT_EQ(here.st_ino, self->t.rec[5].netns);
 }
 
 TEST_HARNESS_MAIN
