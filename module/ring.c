@@ -123,8 +123,12 @@ static void loss_fill(struct tcptrace_record *rec, unsigned int cpu, u64 ts,
 	memset(rec->loss.reserved, 0, sizeof(rec->loss.reserved));
 }
 
-/* The writer's side of a loss claim; @rec is the slot reserved for it. */
-static void buf_put_loss(struct tcptrace_buf *b, struct tcptrace_record *rec)
+/*
+ * The writer's side of a loss claim; @rec is the slot reserved for it, in
+ * front of the record of time @ts, which it takes: the drops came before.
+ */
+static void buf_put_loss(struct tcptrace_buf *b, struct tcptrace_record *rec,
+			 u64 ts)
 {
 	s64 claimed = atomic64_read(&b->loss_claimed);
 	s64 lost;
@@ -137,8 +141,44 @@ static void buf_put_loss(struct tcptrace_buf *b, struct tcptrace_record *rec)
 		}
 	} while (!atomic64_try_cmpxchg(&b->loss_claimed, &claimed, lost));
 
-	loss_fill(rec, smp_processor_id(), READ_ONCE(b->last_drop_ns),
-		  lost - claimed, lost);
+	loss_fill(rec, smp_processor_id(), ts, lost - claimed, lost);
+}
+
+/*
+ * Reserve a slot for a record of time @at, or of now if @at is 0.  A loss
+ * record that has to go first takes the same time: its drops happened
+ * before, and so it stays in time order even when a nested writer's record
+ * lands between its claim and an older writer's.
+ */
+static struct tcptrace_record *buf_reserve(struct tcptrace_buf *b, u64 at)
+{
+	unsigned long size = b->mask + 1;
+	unsigned long pos, tail, need = 1;
+	struct tcptrace_record *rec;
+	u64 ts;
+
+	if (unlikely(local64_read(&b->lost) != atomic64_read(&b->loss_claimed)))
+		need = 2;
+
+	/* Pairs with the reader's release: it is done with slots below. */
+	tail = smp_load_acquire(&b->tail);
+	do {
+		pos = local_read(&b->head);
+		ts = at ?: ktime_get_mono_fast_ns();
+		if (unlikely(pos - tail + need > size)) {
+			local64_inc(&b->lost);
+			WRITE_ONCE(b->last_drop_ns, ts);
+			return NULL;
+		}
+	} while (local_cmpxchg(&b->head, pos, pos + need) != pos);
+
+	if (unlikely(need == 2))
+		buf_put_loss(b, buf_slot(b, pos++), ts);
+
+	local64_inc(&b->recorded);
+	rec = buf_slot(b, pos);
+	rec->ts_ns = ts;
+	return rec;
 }
 
 /**
@@ -153,36 +193,9 @@ static void buf_put_loss(struct tcptrace_buf *b, struct tcptrace_record *rec)
  */
 struct tcptrace_record *tcptrace_buf_begin(struct tcptrace_buf *b)
 {
-	unsigned long size = b->mask + 1;
-	unsigned long pos, tail, need = 1;
-	struct tcptrace_record *rec;
-	u64 ts;
-
 	local_inc(&b->nest);
 	barrier();	/* in the nest before reserving */
-
-	if (unlikely(local64_read(&b->lost) != atomic64_read(&b->loss_claimed)))
-		need = 2;
-
-	/* Pairs with the reader's release: it is done with slots below. */
-	tail = smp_load_acquire(&b->tail);
-	do {
-		pos = local_read(&b->head);
-		ts = ktime_get_mono_fast_ns();
-		if (unlikely(pos - tail + need > size)) {
-			local64_inc(&b->lost);
-			WRITE_ONCE(b->last_drop_ns, ts);
-			return NULL;
-		}
-	} while (local_cmpxchg(&b->head, pos, pos + need) != pos);
-
-	if (unlikely(need == 2))
-		buf_put_loss(b, buf_slot(b, pos++));
-
-	local64_inc(&b->recorded);
-	rec = buf_slot(b, pos);
-	rec->ts_ns = ts;
-	return rec;
+	return buf_reserve(b, 0);
 }
 
 /**
@@ -195,8 +208,11 @@ struct tcptrace_record *tcptrace_buf_begin(struct tcptrace_buf *b)
 void tcptrace_buf_write(struct tcptrace_buf *b,
 			const struct tcptrace_record *rec)
 {
-	struct tcptrace_record *slot = tcptrace_buf_begin(b);
+	struct tcptrace_record *slot;
 
+	local_inc(&b->nest);
+	barrier();	/* in the nest before reserving */
+	slot = buf_reserve(b, rec->ts_ns);
 	if (slot)
 		*slot = *rec;
 	tcptrace_buf_end(b);
@@ -272,6 +288,17 @@ static bool buf_unclaimed_loss(struct tcptrace_buf *b)
 }
 
 /*
+ * May the reader report a loss itself?  Only with no slot reserved and not
+ * yet published: a record reserved before a drop would otherwise come out
+ * after the loss record, older than it.  (A writer that starts later reads
+ * the clock after the drop.)
+ */
+static bool buf_loss_to_reader(struct tcptrace_buf *b)
+{
+	return buf_unclaimed_loss(b) && local_read(&b->head) == b->tail;
+}
+
+/*
  * The reader's side of a loss claim: what the reader carries plus, when
  * @claim, what no loss record covers yet.  Return: the count, maybe 0.
  */
@@ -337,7 +364,7 @@ ssize_t tcptrace_bufs_read(char __user *ubuf, size_t nr)
 				ts = b->carried_ns;
 			} else if (rec) {
 				ts = rec->ts_ns;
-			} else if (buf_unclaimed_loss(b)) {
+			} else if (buf_loss_to_reader(b)) {
 				ts = READ_ONCE(b->last_drop_ns);
 			} else {
 				continue;

@@ -25,7 +25,8 @@
  * @filtered: transitions the filter rejected.
  * @loss_claimed: of @lost, how many a loss record covers.  The writer and the
  *	reader both claim losses, by cmpxchg, so each is reported exactly once.
- * @last_drop_ns: time of the last drop, the time of its loss record.
+ * @last_drop_ns: time of the last drop: the time of a loss record the reader
+ *	makes (a writer's loss record takes the time of the record after it).
  * @wake_work: wakes the reader from interrupt context, never from the writer.
  * @birth_sk: the child whose first record is held in @birth, or NULL; only
  *	compared, never dereferenced.

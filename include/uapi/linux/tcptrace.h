@@ -164,8 +164,8 @@ struct tcptrace_loss {
 
 /**
  * struct tcptrace_record - the unit read() returns (128 bytes)
- * @ts_ns: CLOCK_MONOTONIC time of the transition, or of the last drop a
- *	loss record reports.
+ * @ts_ns: CLOCK_MONOTONIC time of the transition; in a loss record, a time
+ *	after the drops it reports and not after the next record of its CPU.
  * @cpu: the CPU that recorded it (the buffer it came from).
  * @type: enum tcptrace_type.
  * @ctx: enum tcptrace_ctx; TCPTRACE_CTX_TASK for loss records.
