@@ -16,14 +16,15 @@
  *	vanish		after the exchange, -x CMD cuts the path; the client
  *			sends on until TCP_USER_TIMEOUT (3 s) kills it
  *
- *	tcpscen [-6 | -m] [-b BYTES] [-d MS] [-p PORT]
+ *	tcpscen [-6 | -m] [-l] [-b BYTES] [-d MS] [-p PORT]
  *		[-S NETNS -C NETNS -a ADDR] [-x CMD] SCENARIO
  *
  * -6 uses IPv6, -m an IPv6 listener that takes an IPv4 client (v4-mapped).
  * -d MS is the one-way delay of the path, which the scenario waits out at
  * the end so that its last transitions have happened when it exits.
  * -S and -C put the server and the client in network namespaces made with
- * `ip netns add`, and -a is the server's address for the client.
+ * `ip netns add`, and -a is the server's address for the client.  -l
+ * lingers on close (see below).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +48,7 @@ static size_t bytes = 100;
 static unsigned int delay_ms;
 static uint16_t fixed_port;
 static const char *server_ns, *client_ns, *server_addr, *vanish_cmd;
+static bool lingering;
 
 static void die(const char *what)
 {
@@ -226,7 +228,7 @@ int main(int argc, char **argv)
 	const char *scen;
 	int opt, l, c, s;
 
-	while ((opt = getopt(argc, argv, "6mb:d:p:S:C:a:x:")) != -1) {
+	while ((opt = getopt(argc, argv, "6mlb:d:p:S:C:a:x:")) != -1) {
 		switch (opt) {
 		case '6':
 			lfamily = cfamily = AF_INET6;
@@ -257,6 +259,9 @@ int main(int argc, char **argv)
 		case 'x':
 			vanish_cmd = optarg;
 			break;
+		case 'l':
+			lingering = true;
+			break;
 		default:
 			goto usage;
 		}
@@ -276,12 +281,15 @@ int main(int argc, char **argv)
 	if (s < 0)
 		die("accept");
 	/*
-	 * close() returns once our FIN is acknowledged: when the last close
-	 * returns, both sides have made their last transition, even on a
-	 * lossy path.
+	 * With -l, close() returns once our FIN is acknowledged: when the
+	 * last close returns, both sides have made their last transition,
+	 * even on a lossy path.  (It also changes the story: a client that
+	 * close()d is an orphan, and an orphan in FIN_WAIT2 becomes a
+	 * timewait socket at once, before the server's FIN.)
 	 */
-	if (setsockopt(c, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger)) ||
-	    setsockopt(s, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger)))
+	if (lingering &&
+	    (setsockopt(c, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger)) ||
+	     setsockopt(s, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger))))
 		die("SO_LINGER");
 	send_all(c, bytes);
 	recv_all(s, bytes);
@@ -352,7 +360,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-		"usage: tcpscen [-6 | -m] [-b BYTES] [-d DELAY_MS] [-p PORT] [-S NETNS -C NETNS -a ADDR] [-x CMD]\n"
+		"usage: tcpscen [-6 | -m] [-l] [-b BYTES] [-d DELAY_MS] [-p PORT] [-S NETNS -C NETNS -a ADDR] [-x CMD]\n"
 		"               basic|serverclose|simclose|halfclose|reset|refused|vanish\n");
 	return 2;
 }

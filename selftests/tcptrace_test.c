@@ -309,6 +309,7 @@ static int dev_stats(int fd, unsigned int nr_cpus,
 
 static void oracle_report(void *arg, const char *msg)
 {
+	(void)arg;
 	fprintf(stderr, "# oracle: %s\n", msg);
 }
 
@@ -559,7 +560,14 @@ TEST_F(conn, client_closes_first)
 	/* S closes: its FIN takes seq w = y+1+m; C acks w+1. */
 	EXPECT_EQ(y + 1 + m, s[3]->ev.write_seq);
 	EXPECT_EQ(y + 1 + m, s[3]->ev.snd_nxt);
-	EXPECT_EQ(y + 1 + m + 1, c[4]->ev.rcv_nxt);
+	/*
+	 * C closed: it is an orphan, and an orphan in FIN_WAIT2 becomes a
+	 * timewait socket at once.  If S's FIN was not in yet, C left with
+	 * rcv_nxt w; else w+1.  Either way, S's FIN is acknowledged.
+	 */
+	EXPECT_TRUE(c[4]->ev.rcv_nxt == y + 1 + m + 1 ||
+		    c[4]->ev.rcv_nxt == y + 1 + m)
+		TH_LOG("rcv_nxt %u, w %u", c[4]->ev.rcv_nxt, (uint32_t)(y + 1 + m));
 	EXPECT_EQ(y + 1 + m + 1, s[4]->ev.snd_una);
 	EXPECT_EQ(x + 1 + n + 1, s[4]->ev.rcv_nxt);
 	/* At CLOSE, snd_nxt has moved by the bytes sent plus the FIN. */
@@ -972,6 +980,7 @@ TEST_F(dev, tcp_only)
 
 static void on_alarm(int sig)
 {
+	(void)sig;
 }
 
 TEST_F(dev, read_interrupted)

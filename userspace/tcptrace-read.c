@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * tcptrace-read: print the TCP state transitions that the tcptrace module
- * records in /dev/tcptrace, save them to a capture file, or print a capture.
+ * records in /dev/tcptrace, save them to a capture file, or print a capture;
+ * as a table, JSON lines, CSV, ladder diagrams or statistics.
  *
  * The device returns fixed-size records, struct tcptrace_record of
  * include/uapi/linux/tcptrace.h, merged across CPUs in timestamp order; a
  * CPU's dropped transitions come in-band as loss records at the place of the
- * gap.  This program prints one line per record.
+ * gap.  Everything this program derives (sequence numbers relative to the
+ * ISNs, time spent in a state, ladders, histograms) comes from the records
+ * that pass the filter, so that a filter gives the same output on the device
+ * and on a capture of everything.
  *
  * Sequence numbers are shown as the textbook shows them: relative to the
  * initial sequence numbers (ISNs) that the three-way handshake sets, x for
@@ -14,6 +18,15 @@
  * SND_UNA x+1, RCV_NXT y+1 and the server side's at SND_UNA y+1, RCV_NXT
  * x+1.  The ISNs are learnt from the records that end a handshake and kept
  * per socket until the socket enters CLOSE.
+ *
+ * Filters.  What struct tcptrace_filter can express (family, netns, port
+ * lists on either end, the local end, the remote end, and the state masks) is
+ * pushed down into the module with TCPTRACE_IOC_SET_FILTER, so that rejected
+ * transitions never take room in its buffers; the filter pushed down is
+ * always the same as or wider than the user's, and every record is checked
+ * again here against the whole filter.  Addresses, pid, comm and socket ids
+ * are checked only here.  A capture (-r) is filtered here, identically.  The
+ * kernel-side filter is set when the reader starts and cleared at exit.
  *
  * Capture file (-w writes it, -r reads it), format version 1: a 64-byte
  * header, every field little-endian, then the records exactly as read()
@@ -32,13 +45,65 @@
  *			big-endian; other bits zero
  *	36	28	reserved: zero when written, ignored when read
  *	64		records, record_size bytes each, up to the end of the file
+ *
+ * JSON lines (-j), schema 1: one object per line, one per transition, one
+ * per loss record, in the order of the records.  Within schema 1 no field is
+ * removed, renamed or changes type or meaning; fields may be added, so
+ * ignore the ones you do not know.  Integers are exact (ts_ns can exceed
+ * 2^53).  null means "not known" or "not applicable".
+ *
+ *   {"type":"transition",
+ *    "ts_ns": int		CLOCK_MONOTONIC ns of the transition
+ *    "time": str|null		the same as UTC wall-clock time, ISO 8601 with
+ *				ns: "2024-06-19T12:00:00.250061000Z"
+ *    "cpu": int, "ctx": "task"|"softirq"|"hardirq"|"nmi"|int,
+ *    "netns": int		network namespace inode (0: unknown)
+ *    "sock": str|null		socket cookie in hex, as in the table; null
+ *				when the module did not learn it
+ *    "family": "inet"|"inet6"|int,
+ *    "laddr": str|null, "lport": int, "raddr": str|null, "rport": int,
+ *				addresses without brackets; IPv4 peers of
+ *				IPv6 sockets as "::ffff:a.b.c.d"; null when
+ *				not set yet (flag addr_unset); port 0: none
+ *    "old": str|int, "new": str|int	state names; numbers if unknown
+ *    "flags": int		TCPTRACE_F_*: 1 addr_unset, 2 seq_unset,
+ *				4 id_unset
+ *    "pid": int|null, "tgid": int|null, "comm": str|null
+ *				task context only, else null
+ *    "snd_una", "snd_nxt", "rcv_nxt", "write_seq": int|null
+ *				raw 32-bit numbers; null when the socket has
+ *				no sequence space yet (seq_unset) or listens
+ *    "snd_una_rel", "snd_nxt_rel", "rcv_nxt_rel": str|null
+ *				the table's "x+1" forms; null if the ISN is
+ *				not known
+ *    "bytes_acked", "bytes_received", "total_retrans", "srtt_us": int,
+ *    "in_old_ns": int|null	time spent in "old", if the reader saw the
+ *				socket enter it}
+ *
+ *   {"type":"lost", "ts_ns": int, "time": str|null, "cpu": int,
+ *    "count": int		transitions dropped on that CPU here
+ *    "total": int		dropped on that CPU since the module loaded}
+ *
+ *   {"type":"unknown", "ts_ns": int, "time": str|null, "cpu": int,
+ *    "record_type": int}	a record this reader cannot decode
+ *
+ * CSV (--csv): a header row naming the same fields, in the order of
+ * CSV_FIELDS below, then one row per record; null is an empty field; loss
+ * records fill count and total (named lost_count, lost_total).
+ *
+ * Exit status: 0 success; 1 an error (device, capture, I/O, a record of
+ * unknown type); 2 bad usage; 3 success, but transitions were lost (loss
+ * records were seen).
  */
 #define _GNU_SOURCE
 #define __SANE_USERSPACE_TYPES__	/* __u64 is unsigned long long everywhere */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -46,6 +111,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,17 +121,29 @@
 #include <linux/tcptrace.h>
 
 #ifndef TCPTRACE_READ_VERSION
-#define TCPTRACE_READ_VERSION	"0.1"
+#define TCPTRACE_READ_VERSION	"0.2"
 #endif
 
 #define PROG		"tcptrace-read"
 #define RECORD_SIZE	sizeof(struct tcptrace_record)
 #define READ_RECORDS	256	/* records asked for per read() */
 
-/* Sockets whose ISNs are remembered; past this, the oldest is forgotten. */
+/*
+ * Sockets remembered at once; past this, the least recently seen goes.
+ * The fuzzer makes these small, to reach what happens past them.
+ */
+#ifndef MAX_SOCKS
 #define MAX_SOCKS	65536
+#endif
 #define SOCK_HASH_BITS	14
 #define SOCK_BUCKETS	(1 << SOCK_HASH_BITS)
+/* Transitions kept per socket for its ladder. */
+#ifndef LADDER_MAX_RECS
+#define LADDER_MAX_RECS	64
+#endif
+
+#define MAX_ITEMS	64	/* entries of one filter list */
+#define MODULE_SYSFS	"/sys/module/tcptrace"
 
 #define CAP_MAGIC		"TCPTRACE"
 #define CAP_VERSION		1
@@ -82,8 +160,12 @@
 #define WALLTIME_WIDTH		15	/* HH:MM:SS.uuuuuu */
 #define ADDR_WIDTH		22	/* 255.255.255.255:65535 */
 #define ADDR_WIDTH_WIDE		47	/* [IPv6 address]:65535 */
+#define ARROW_WIDTH		44	/* between a ladder's lifelines */
+
+#define EXIT_LOST	3
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define NS_PER_SEC	1000000000LL
 
 _Static_assert(sizeof(struct tcptrace_record) == 128,
 	       "struct tcptrace_record is 128 bytes by the ABI");
@@ -94,22 +176,91 @@ _Static_assert(sizeof(struct tcptrace_record) == 128,
 #define HOST_CAP_FLAGS	0
 #endif
 
-enum { OPT_ABSOLUTE = 0x100 };
+enum {
+	OPT_ABSOLUTE = 0x100,
+	OPT_DURATION,
+	OPT_CSV,
+	OPT_COUNTERS,
+	OPT_PORT,
+	OPT_LPORT,
+	OPT_RPORT,
+	OPT_ADDR,
+	OPT_LADDR,
+	OPT_RADDR,
+	OPT_STATE,
+	OPT_OLD_STATE,
+	OPT_NEW_STATE,
+	OPT_COMM,
+	OPT_SOCK,
+	OPT_UID,
+	OPT_CGROUP,
+};
+
+enum format {
+	FMT_TABLE,
+	FMT_JSON,
+	FMT_CSV,
+	FMT_LADDER,
+	FMT_STATS,
+	FMT_CAPTURE,	/* -w: records to a file */
+};
+
+static const char *const format_options[] = {
+	[FMT_TABLE] = "the table",
+	[FMT_JSON] = "--json",
+	[FMT_CSV] = "--csv",
+	[FMT_LADDER] = "--ladder",
+	[FMT_STATS] = "--stats",
+	[FMT_CAPTURE] = "--write",
+};
 
 static struct env {
 	const char *device;
 	const char *read_path;
 	const char *write_path;
 	unsigned long long count;	/* transitions to stop after; 0: none */
+	long long duration_ns;		/* 0: none */
+	enum format format;
+	bool format_given;
 	bool device_given;
 	bool drain;
 	bool timestamp;
 	bool absolute;
-	bool stats;
 	bool wide;
-} env = {
-	.device = TCPTRACE_DEVICE,
+	bool counters;
+} env;
+
+/* An address prefix; IPv4 is kept v4-mapped, so it matches both forms. */
+struct cidr {
+	__u8 addr[16];
+	unsigned int bits;
 };
+
+struct port_list {
+	struct tcptrace_port_range r[MAX_ITEMS];
+	unsigned int nr;
+};
+
+struct cidr_list {
+	struct cidr c[MAX_ITEMS];
+	unsigned int nr;
+};
+
+/* What the user asked for; every part given must pass. */
+static struct filter {
+	unsigned int family;		/* 0: any */
+	__u32 netns;			/* 0: any */
+	struct port_list ports, lports, rports;
+	__u32 states, old_states, new_states;	/* 0: not given */
+	struct cidr_list addrs, laddrs, raddrs;
+	__u32 pids[MAX_ITEMS];
+	unsigned int nr_pids;
+	char comms[MAX_ITEMS][16];
+	unsigned int nr_comms;
+	__u64 socks[MAX_ITEMS];
+	unsigned int nr_socks;
+	bool any;			/* anything given at all */
+} filt;
 
 /* Where records come from: the device or a capture file. */
 struct source {
@@ -119,34 +270,87 @@ struct source {
 	unsigned long long offset;	/* bytes of a capture consumed */
 	__u32 clock;
 	__s64 realtime_offset;		/* CLOCK_REALTIME - clock, ns */
+	bool filter_set;		/* a kernel-side filter to clear */
 };
 
-/* What is learnt of one socket's sequence space. */
-struct sock_seq {
-	__u64 sock_id;
+/* What is learnt of one socket. */
+struct sock {
+	__u64 id;
+	__u32 netns;
+	unsigned long long seq;		/* order of first sight */
+	/* ISNs, for x+N */
 	__u32 iss;		/* the socket's own initial sequence number */
 	__u32 irs;		/* the peer's */
 	bool iss_known;
 	bool irs_known;
 	char iss_name;		/* 'x' on a client socket, 'y' on a server's */
 	char irs_name;
-	struct sock_seq *hash_next;
-	struct sock_seq *older;	/* age list, for eviction */
-	struct sock_seq *newer;
+	/* the state it is in, if seen entering it */
+	bool state_known;
+	__u8 state;
+	__u64 state_ts;
+	bool birth_known;	/* seen leaving CLOSE, or born from LISTEN */
+	__u64 birth_ts;
+	bool listener;
+	bool closed;
+	bool lost_while_open;	/* loss records came while it was known */
+	/* the ladder: its transitions, its 4-tuple, its peer */
+	struct tcptrace_record *recs;
+	unsigned int nr_recs, cap_recs;
+	unsigned int recs_dropped;
+	bool keyed;
+	__u8 key_l[16], key_r[16];
+	__u16 key_lport, key_rport;
+	struct sock *peer;
+	/* links */
+	struct sock *hash_next;
+	struct sock *tuple_next;
+	struct sock *older;	/* LRU list */
+	struct sock *newer;
 };
 
-static struct sock_table {
-	struct sock_seq *buckets[SOCK_BUCKETS];
-	struct sock_seq *oldest;
-	struct sock_seq *newest;
-	unsigned int count;
-} socks;
+struct hist {
+	unsigned long long slot[64];
+	unsigned long long n;
+};
+
+struct trans_count {
+	__u8 old, new;
+	unsigned long long n;
+};
+
+struct cpu_loss {
+	unsigned int cpu;
+	unsigned long long n;
+};
+
+/* Everything a run changes: reset at its start, freed at its end. */
+static struct state {
+	struct sock *buckets[SOCK_BUCKETS];
+	struct sock *tuples[SOCK_BUCKETS];
+	struct sock *oldest;
+	struct sock *newest;
+	unsigned int nr_socks;
+	unsigned long long sock_seq;
+	bool have_first_ts;
+	__u64 first_ts;
+	unsigned long long nr_transitions;	/* that passed the filter */
+	unsigned long long nr_filtered;		/* rejected here */
+	unsigned long long nr_lost;
+	unsigned long long nr_unknown;
+	struct cpu_loss *losses;
+	unsigned int nr_losses;
+	struct trans_count *trans;
+	unsigned int nr_trans, trans_cap;
+	struct hist handshake, close_wait, lifetime;
+	unsigned int nr_ladders;
+	bool header_printed;
+	int exit_status;
+} st;
 
 static struct tcptrace_record records[READ_RECORDS];
 static volatile sig_atomic_t exiting;
-static bool have_first_ts;
-static __u64 first_ts;
-static unsigned long long nr_transitions, nr_lost;
+static bool quiet;	/* no messages: the fuzzer sets it */
 
 static const char *const state_names[TCPTRACE_STATE_MAX] =
 	TCPTRACE_STATE_NAMES;
@@ -161,32 +365,81 @@ static const char *const ctx_names[] = {
 static const char usage_text[] =
 "Usage: " PROG " [OPTION]...\n"
 "Print the TCP state transitions recorded by the tcptrace kernel module, save\n"
-"them to a capture file, or print a saved capture.\n"
+"them to a capture file, or print a saved capture: as a table, JSON lines,\n"
+"CSV, ladder diagrams of whole connections, or statistics.\n"
 "\n"
-"USAGE: " PROG " [-d PATH] [-D] [-c N] [-T] [-W] [--absolute] [-w FILE]\n"
-"       " PROG " -r FILE [-c N] [-T] [-W] [--absolute] [-w FILE]\n"
-"       " PROG " -S [-d PATH]\n"
+"USAGE: " PROG " [-d PATH] [-D | -c N | --duration S] [FILTER]... [FORMAT]\n"
+"       " PROG " -r FILE [-c N] [FILTER]... [FORMAT]\n"
+"       " PROG " --counters [-d PATH]\n"
 "\n"
-"  -d, --device PATH  read live records from PATH (default " TCPTRACE_DEVICE
-"),\n"
-"                     until Ctrl-C, SIGTERM or --count\n"
-"  -D, --drain        print what was buffered when it started, then exit\n"
-"  -r, --read FILE    print a capture file instead of reading the device\n"
-"  -w, --write FILE   save the records to FILE instead of printing them\n"
-"  -c, --count N      stop after N transitions (loss records not counted)\n"
-"  -T, --timestamp    wall-clock time, HH:MM:SS.uuuuuu, instead of seconds\n"
-"                     since the first record\n"
-"      --absolute     raw 32-bit sequence numbers instead of x+N and y+N\n"
-"  -W, --wide         address columns wide enough for IPv6\n"
-"  -S, --stats        print the module's per-CPU counters and exit\n"
-"  -h, --help         print this help and exit\n"
-"  -V, --version      print the version and exit\n"
+"Source:\n"
+"  -d, --device PATH    read live records from PATH (default " TCPTRACE_DEVICE
+")\n"
+"                       until Ctrl-C, SIGTERM, --count or --duration\n"
+"  -D, --drain          take what was buffered when it started, then exit\n"
+"  -r, --read FILE      read a capture file instead of the device (- is\n"
+"                       standard input)\n"
+"  -c, --count N        stop after N transitions that pass the filter\n"
+"      --duration SECS  stop after SECS seconds (device only)\n"
+"      --counters       print the module's per-CPU counters and exit,\n"
+"                       reading no records\n"
 "\n"
-"Columns:\n"
+"Filters (lists are comma-separated; all filters given must pass):\n"
+"  -4, --ipv4, -6, --ipv6  sockets of that family only (an IPv6 socket\n"
+"                       with an IPv4 peer is IPv6)\n"
+"      --port LIST      local or remote port in LIST, as 80,443,8000-8099\n"
+"      --lport LIST     local port in LIST\n"
+"      --rport LIST     remote port in LIST\n"
+"      --state LIST     the state left or the state entered in LIST, as\n"
+"                       SYN_SENT,ESTABLISHED (names as printed)\n"
+"      --old-state LIST the state left in LIST\n"
+"      --new-state LIST the state entered in LIST\n"
+"  -N, --netns NS       network namespace NS: an inode number, or a file\n"
+"                       such as /proc/PID/ns/net\n"
+"      --addr LIST      local or remote address in LIST, as\n"
+"                       10.0.0.0/8,2001:db8::/32,::1 (IPv4 prefixes also\n"
+"                       match v4-mapped IPv6 addresses)\n"
+"      --laddr LIST     local address in LIST\n"
+"      --raddr LIST     remote address in LIST\n"
+"  -p, --pid LIST       process (or thread) id in LIST\n"
+"      --comm LIST      task name in LIST (its first 15 characters)\n"
+"      --sock LIST      socket cookie in LIST, in hex as printed\n"
+"  The family, netns, port and state filters also run in the module, so\n"
+"  that what they reject takes no room in its buffers.  --pid and --comm\n"
+"  match only transitions in task context (connect(), close(), ...): those\n"
+"  driven by packets run in softirq context, with no task.  A record is\n"
+"  judged by what it holds: CLOSE -> SYN_SENT has local port 0, and an\n"
+"  accepted socket's LISTEN -> SYN_RECV no addresses and remote port 0, so\n"
+"  --port keeps whole connections where --lport, --rport and addresses\n"
+"  miss those.  The module records no user or cgroup: --uid and --cgroup\n"
+"  are refused.\n"
+"\n"
+"Format (one of):\n"
+"                       the table, by default\n"
+"  -j, --json           JSON lines: one object per transition or loss\n"
+"      --csv            CSV with a header row\n"
+"  -L, --ladder         a ladder diagram per connection, both ends paired\n"
+"                       when both were traced, printed when it closes\n"
+"  -S, --stats          at the end: transitions by kind, log2 histograms\n"
+"                       of handshake time, time in CLOSE_WAIT and socket\n"
+"                       lifetime, and the module's counters (device only)\n"
+"  -w, --write FILE     save the records that pass the filter to FILE\n"
+"                       (- is standard output), to read back with -r\n"
+"Table and ladder:\n"
+"  -T, --timestamp      wall-clock time, HH:MM:SS.uuuuuu, instead of seconds\n"
+"                       since the first record\n"
+"      --absolute       raw 32-bit sequence numbers instead of x+N and y+N\n"
+"  -W, --wide           address columns wide enough for IPv6 (table)\n"
+"\n"
+"  -h, --help           print this help and exit\n"
+"  -V, --version        print the version and exit\n"
+"\n"
+"Table columns:\n"
 "  CTX        task, softirq, hardirq or nmi: outside a task, PID is - and\n"
 "             COMM names the context, as [softirq]\n"
 "  PID        process id of the task\n"
-"  SOCK       socket cookie in hex, as ss -e shows it (sk:...)\n"
+"  SOCK       socket cookie in hex, as ss -e shows it (sk:...); ? if the\n"
+"             module could not learn it\n"
 "  LADDR:LPORT, RADDR:RPORT\n"
 "             IPv6 as [addr]:port, IPv4 peers of IPv6 sockets as\n"
 "             [::ffff:a.b.c.d]:port; port 0 (none chosen yet) prints as *;\n"
@@ -197,19 +450,25 @@ static const char usage_text[] =
 "             handshake ends at SND_UNA x+1, RCV_NXT y+1; in full when the\n"
 "             handshake was not seen; - when there are none yet (before the\n"
 "             handshake, on a listening socket)\n"
-"  LOST N transitions on CPU C\n"
+"  MS         milliseconds spent in OLD; ? if the socket was not seen\n"
+"             entering OLD\n"
+"  -- N events lost on CPU C --\n"
 "             that CPU's buffer was full: N transitions are missing there\n"
 "\n"
 "At exit, \"N transitions, M lost\" goes to stderr.  Exit status: 0 on\n"
-"success, 1 on an error, 2 on bad usage.\n"
+"success, 1 on an error, 2 on bad usage, 3 when transitions were lost.\n"
+"See tcptrace-read(8) for the ladder, the JSON schema and the capture format.\n"
 "\n"
 "EXAMPLES:\n"
-"  " PROG "                  # follow transitions until Ctrl-C\n"
-"  " PROG " -T -W            # wall-clock time, room for IPv6\n"
-"  " PROG " -D               # print what is buffered and exit\n"
-"  " PROG " -c 100 -w t.cap  # save the next 100 transitions\n"
-"  " PROG " -r t.cap         # print them\n"
-"  " PROG " -S               # per-CPU counters of the module\n";
+"  " PROG "                    # follow transitions until Ctrl-C\n"
+"  " PROG " -T -W              # wall-clock time, room for IPv6\n"
+"  " PROG " -D                 # print what is buffered and exit\n"
+"  " PROG " --port 443 -L      # a ladder per HTTPS connection\n"
+"  " PROG " -4 --raddr 10.0.0.0/8 --new-state CLOSE  # IPv4 closes\n"
+"  " PROG " -j --duration 10   # 10 s of JSON lines\n"
+"  " PROG " -c 100 -w t.cap    # save the next 100 transitions\n"
+"  " PROG " -r t.cap -S        # statistics of a capture\n"
+"  " PROG " --counters         # per-CPU counters of the module\n";
 
 static const struct option long_options[] = {
 	{ "device",	required_argument,	NULL, 'd' },
@@ -217,20 +476,47 @@ static const struct option long_options[] = {
 	{ "read",	required_argument,	NULL, 'r' },
 	{ "write",	required_argument,	NULL, 'w' },
 	{ "count",	required_argument,	NULL, 'c' },
+	{ "duration",	required_argument,	NULL, OPT_DURATION },
+	{ "counters",	no_argument,		NULL, OPT_COUNTERS },
+	{ "ipv4",	no_argument,		NULL, '4' },
+	{ "ipv6",	no_argument,		NULL, '6' },
+	{ "port",	required_argument,	NULL, OPT_PORT },
+	{ "lport",	required_argument,	NULL, OPT_LPORT },
+	{ "rport",	required_argument,	NULL, OPT_RPORT },
+	{ "state",	required_argument,	NULL, OPT_STATE },
+	{ "old-state",	required_argument,	NULL, OPT_OLD_STATE },
+	{ "new-state",	required_argument,	NULL, OPT_NEW_STATE },
+	{ "netns",	required_argument,	NULL, 'N' },
+	{ "addr",	required_argument,	NULL, OPT_ADDR },
+	{ "laddr",	required_argument,	NULL, OPT_LADDR },
+	{ "raddr",	required_argument,	NULL, OPT_RADDR },
+	{ "pid",	required_argument,	NULL, 'p' },
+	{ "comm",	required_argument,	NULL, OPT_COMM },
+	{ "sock",	required_argument,	NULL, OPT_SOCK },
+	{ "uid",	required_argument,	NULL, OPT_UID },
+	{ "cgroup",	required_argument,	NULL, OPT_CGROUP },
+	{ "json",	no_argument,		NULL, 'j' },
+	{ "csv",	no_argument,		NULL, OPT_CSV },
+	{ "ladder",	no_argument,		NULL, 'L' },
+	{ "stats",	no_argument,		NULL, 'S' },
 	{ "timestamp",	no_argument,		NULL, 'T' },
 	{ "absolute",	no_argument,		NULL, OPT_ABSOLUTE },
 	{ "wide",	no_argument,		NULL, 'W' },
-	{ "stats",	no_argument,		NULL, 'S' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL,		0,			NULL, 0 },
 };
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
 
 __attribute__((format(printf, 1, 2)))
 static void warn(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (quiet)
+		return;
 	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -268,9 +554,254 @@ static void bad_option(const char *arg, bool missing_value)
 	usage_error("unknown option '%s'", name);
 }
 
+/* ------------------------------------------------------------------ */
+/* Parsing the filter                                                  */
+
+/*
+ * Call @item for each comma-separated item of @list, a copy of it in a
+ * NUL-terminated buffer; @opt names the option in messages.
+ */
+static void for_each_item(const char *opt, const char *list,
+			  void (*item)(const char *opt, const char *s))
+{
+	const char *p = list, *comma;
+	char buf[256];
+	size_t len;
+
+	if (!*list)
+		usage_error("%s: empty list", opt);
+	for (;;) {
+		comma = strchr(p, ',');
+		len = comma ? (size_t)(comma - p) : strlen(p);
+		if (!len)
+			usage_error("%s '%s': empty item", opt, list);
+		if (len >= sizeof(buf))
+			usage_error("%s: item too long: '%.*s'", opt, (int)len,
+				    p);
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		item(opt, buf);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+}
+
+/* A decimal number, all of @s, at most @max; -1 if it is not one. */
+static long long parse_number(const char *s, unsigned long long max)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno || v > max)
+		return -1;
+	return v;
+}
+
+static struct port_list *port_target;
+
+static void add_port(const char *opt, const char *s)
+{
+	const char *dash = strchr(s, '-');
+	long long lo, hi;
+	char lo_s[16];
+
+	if (dash) {
+		if ((size_t)(dash - s) >= sizeof(lo_s))
+			usage_error("%s: bad port range '%s'", opt, s);
+		memcpy(lo_s, s, dash - s);
+		lo_s[dash - s] = '\0';
+		lo = parse_number(lo_s, 65535);
+		hi = parse_number(dash + 1, 65535);
+	} else {
+		lo = hi = parse_number(s, 65535);
+	}
+	if (lo < 0 || hi < 0)
+		usage_error("%s: bad port '%s': expected 0 to 65535, or a range as 8000-8099",
+			    opt, s);
+	if (lo > hi)
+		usage_error("%s: bad port range '%s': %lld is above %lld", opt,
+			    s, lo, hi);
+	if (port_target->nr >= MAX_ITEMS)
+		usage_error("%s: more than %d ports or ranges", opt, MAX_ITEMS);
+	port_target->r[port_target->nr].lo = lo;
+	port_target->r[port_target->nr].hi = hi;
+	port_target->nr++;
+}
+
+static __u32 *state_target;
+
+static void add_state(const char *opt, const char *s)
+{
+	char names[256] = "";
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 1; i < TCPTRACE_STATE_MAX; i++) {
+		if (state_names[i] && !strcasecmp(s, state_names[i])) {
+			*state_target |= 1U << i;
+			return;
+		}
+	}
+	for (i = 1; i < TCPTRACE_STATE_MAX && n < sizeof(names); i++)
+		if (state_names[i])
+			n += snprintf(names + n, sizeof(names) - n, " %s",
+				      state_names[i]);
+	usage_error("%s: unknown state '%s'; the states are:%s", opt, s,
+		    names);
+}
+
+static struct cidr_list *cidr_target;
+
+static void add_cidr(const char *opt, const char *s)
+{
+	static const __u8 v4mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	const char *slash = strchr(s, '/');
+	char host[INET6_ADDRSTRLEN + 2];
+	struct cidr *c;
+	unsigned int i, max;
+	long long bits;
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+
+	if (cidr_target->nr >= MAX_ITEMS)
+		usage_error("%s: more than %d addresses", opt, MAX_ITEMS);
+	c = &cidr_target->c[cidr_target->nr];
+	memset(c, 0, sizeof(*c));
+	if (len >= sizeof(host))
+		usage_error("%s: bad address '%s'", opt, s);
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET, host, c->addr + 12) == 1) {
+		memcpy(c->addr, v4mapped, sizeof(v4mapped));
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		max = 128;
+	} else {
+		usage_error("%s: bad address '%s': expected an IPv4 or IPv6 address, with an optional /PREFIX",
+			    opt, s);
+	}
+	bits = max;
+	if (slash) {
+		bits = parse_number(slash + 1, max);
+		if (bits < 0)
+			usage_error("%s: bad prefix length in '%s': expected 0 to %u",
+				    opt, s, max);
+	}
+	c->bits = bits + (128 - max);
+	/* Clear the host bits: 10.1.2.3/8 is 10.0.0.0/8. */
+	for (i = 0; i < 128; i++)
+		if (i >= c->bits)
+			c->addr[i / 8] &= ~(0x80 >> (i % 8));
+	cidr_target->nr++;
+}
+
+static void add_pid(const char *opt, const char *s)
+{
+	long long v = parse_number(s, 0xffffffff);
+
+	if (v <= 0)
+		usage_error("%s: bad process id '%s'", opt, s);
+	if (filt.nr_pids >= MAX_ITEMS)
+		usage_error("%s: more than %d process ids", opt, MAX_ITEMS);
+	filt.pids[filt.nr_pids++] = v;
+}
+
+static void add_comm(const char *opt, const char *s)
+{
+	if (filt.nr_comms >= MAX_ITEMS)
+		usage_error("%s: more than %d names", opt, MAX_ITEMS);
+	/* The kernel keeps 15 characters of a task's name. */
+	snprintf(filt.comms[filt.nr_comms++], sizeof(filt.comms[0]), "%s", s);
+}
+
+static void add_sock(const char *opt, const char *s)
+{
+	const char *p = s;
+	unsigned long long v;
+	char *end;
+
+	if (!strncasecmp(p, "0x", 2))
+		p += 2;
+	errno = 0;
+	v = strtoull(p, &end, 16);
+	if (!isxdigit((unsigned char)*p) || *end || errno)
+		usage_error("%s: bad socket cookie '%s': expected hex, as the SOCK column shows it",
+			    opt, s);
+	if (filt.nr_socks >= MAX_ITEMS)
+		usage_error("%s: more than %d sockets", opt, MAX_ITEMS);
+	filt.socks[filt.nr_socks++] = v;
+}
+
+static void parse_netns(const char *s)
+{
+	long long v = parse_number(s, 0xffffffff);
+	struct stat sb;
+
+	if (v == 0)
+		usage_error("--netns: bad namespace '%s': inode numbers start at 1",
+			    s);
+	if (v > 0) {
+		filt.netns = v;
+		return;
+	}
+	if (stat(s, &sb))
+		usage_error("--netns: '%s' is neither an inode number nor a file: %s",
+			    s, strerror(errno));
+	if (sb.st_ino > 0xffffffff)
+		usage_error("--netns: %s: inode %llu does not fit the module's 32 bits",
+			    s, (unsigned long long)sb.st_ino);
+	filt.netns = sb.st_ino;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+
+static void set_format(enum format f)
+{
+	if (env.format_given && env.format != f)
+		usage_error("%s and %s exclude each other",
+			    format_options[env.format], format_options[f]);
+	env.format = f;
+	env.format_given = true;
+}
+
+static void parse_duration(const char *s)
+{
+	long long ns = 0, scale = NS_PER_SEC;
+	const char *p = s;
+	bool digits = false;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (ns > (LLONG_MAX / 10 - 10) / NS_PER_SEC)
+			goto bad;
+		ns = ns * 10 + (*p - '0');
+		digits = true;
+	}
+	ns *= NS_PER_SEC;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			scale /= 10;
+			ns += (*p - '0') * scale;
+			digits = true;
+		}
+	}
+	if (*p || !digits || ns <= 0)
+		goto bad;
+	env.duration_ns = ns;
+	return;
+bad:
+	usage_error("invalid duration '%s': expected seconds, as 10 or 0.5", s);
+}
+
 static void parse_args(int argc, char **argv)
 {
-	int opt, arg = optind;
+	int opt, arg = optind ? optind : 1;
 	char *end;
 
 	/*
@@ -278,7 +809,7 @@ static void parse_args(int argc, char **argv)
 	 * first, so argv[arg] is the argument being parsed.
 	 */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:d:Dr:w:c:TWShV",
+	while ((opt = getopt_long(argc, argv, "+:d:Dr:w:c:46N:p:jLSTWhV",
 				  long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
@@ -293,6 +824,7 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'w':
 			env.write_path = optarg;
+			set_format(FMT_CAPTURE);
 			break;
 		case 'c':
 			errno = 0;
@@ -302,6 +834,79 @@ static void parse_args(int argc, char **argv)
 				usage_error("invalid count '%s': expected a positive number",
 					    optarg);
 			break;
+		case OPT_DURATION:
+			parse_duration(optarg);
+			break;
+		case OPT_COUNTERS:
+			env.counters = true;
+			break;
+		case '4':
+		case '6':
+			if (filt.family && filt.family !=
+			    (opt == '4' ? AF_INET : AF_INET6))
+				usage_error("-4 and -6 exclude each other");
+			filt.family = opt == '4' ? AF_INET : AF_INET6;
+			break;
+		case OPT_PORT:
+		case OPT_LPORT:
+		case OPT_RPORT:
+			port_target = opt == OPT_PORT ? &filt.ports :
+				      opt == OPT_LPORT ? &filt.lports :
+				      &filt.rports;
+			for_each_item(opt == OPT_PORT ? "--port" :
+				      opt == OPT_LPORT ? "--lport" : "--rport",
+				      optarg, add_port);
+			break;
+		case OPT_STATE:
+		case OPT_OLD_STATE:
+		case OPT_NEW_STATE:
+			state_target = opt == OPT_STATE ? &filt.states :
+				       opt == OPT_OLD_STATE ? &filt.old_states :
+				       &filt.new_states;
+			for_each_item(opt == OPT_STATE ? "--state" :
+				      opt == OPT_OLD_STATE ? "--old-state" :
+				      "--new-state", optarg, add_state);
+			break;
+		case 'N':
+			parse_netns(optarg);
+			break;
+		case OPT_ADDR:
+		case OPT_LADDR:
+		case OPT_RADDR:
+			cidr_target = opt == OPT_ADDR ? &filt.addrs :
+				      opt == OPT_LADDR ? &filt.laddrs :
+				      &filt.raddrs;
+			for_each_item(opt == OPT_ADDR ? "--addr" :
+				      opt == OPT_LADDR ? "--laddr" : "--raddr",
+				      optarg, add_cidr);
+			break;
+		case 'p':
+			for_each_item("--pid", optarg, add_pid);
+			break;
+		case OPT_COMM:
+			for_each_item("--comm", optarg, add_comm);
+			break;
+		case OPT_SOCK:
+			for_each_item("--sock", optarg, add_sock);
+			break;
+		case OPT_UID:
+			usage_error("--uid: the module does not record the user of a socket (tcptrace ABI %d has no uid in its record); select by --pid or --comm instead",
+				    TCPTRACE_ABI_VERSION);
+		case OPT_CGROUP:
+			usage_error("--cgroup: the module does not record cgroups (tcptrace ABI %d has no cgroup in its record); select by --pid, --comm or --netns instead",
+				    TCPTRACE_ABI_VERSION);
+		case 'j':
+			set_format(FMT_JSON);
+			break;
+		case OPT_CSV:
+			set_format(FMT_CSV);
+			break;
+		case 'L':
+			set_format(FMT_LADDER);
+			break;
+		case 'S':
+			set_format(FMT_STATS);
+			break;
 		case 'T':
 			env.timestamp = true;
 			break;
@@ -310,9 +915,6 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'W':
 			env.wide = true;
-			break;
-		case 'S':
-			env.stats = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -330,12 +932,227 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	if (env.read_path && (env.device_given || env.drain))
-		usage_error("--read and --device/--drain exclude each other");
-	if (env.stats && (env.read_path || env.write_path || env.drain ||
-			  env.count))
-		usage_error("--stats takes no other option but --device");
+
+	filt.any = filt.family || filt.netns || filt.ports.nr ||
+		   filt.lports.nr || filt.rports.nr || filt.states ||
+		   filt.old_states || filt.new_states || filt.addrs.nr ||
+		   filt.laddrs.nr || filt.raddrs.nr || filt.nr_pids ||
+		   filt.nr_comms || filt.nr_socks;
+
+	if (env.counters) {
+		if (env.read_path || env.drain || env.count ||
+		    env.duration_ns || env.format_given || filt.any ||
+		    env.timestamp || env.absolute || env.wide)
+			usage_error("--counters takes no other option but --device");
+		return;
+	}
+	if (env.read_path && (env.device_given || env.drain ||
+			      env.duration_ns))
+		usage_error("--read and --device/--drain/--duration exclude each other");
+	if (env.drain && env.duration_ns)
+		usage_error("--drain and --duration exclude each other");
+	if (env.wide && env.format != FMT_TABLE)
+		usage_error("--wide applies to the table only, not to %s",
+			    format_options[env.format]);
+	if ((env.timestamp || env.absolute) && env.format != FMT_TABLE &&
+	    env.format != FMT_LADDER)
+		usage_error("%s applies to the table and the ladder, not to %s%s",
+			    env.timestamp ? "--timestamp" : "--absolute",
+			    format_options[env.format],
+			    env.format == FMT_JSON || env.format == FMT_CSV ?
+			    " (it has both forms)" : "");
 }
+
+/* ------------------------------------------------------------------ */
+/* Matching records against the filter                                 */
+
+static bool port_in(__u16 port, const struct port_list *l)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++)
+		if (port >= l->r[i].lo && port <= l->r[i].hi)
+			return true;
+	return false;
+}
+
+static __u32 state_bit(unsigned int state)
+{
+	return state > 0 && state < 32 ? 1U << state : 0;
+}
+
+/* The record's address as 16 bytes, IPv4 v4-mapped; false if unknown. */
+static bool addr16(const struct tcptrace_event *ev, bool local, __u8 *out)
+{
+	const __u8 *a = local ? ev->laddr : ev->raddr;
+
+	if (ev->flags & TCPTRACE_F_ADDR_UNSET)
+		return false;
+	if (ev->family == AF_INET6) {
+		memcpy(out, a, 16);
+		return true;
+	}
+	if (ev->family != AF_INET)
+		return false;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, a, 4);
+	return true;
+}
+
+static bool cidr_match(const struct cidr *c, const __u8 *a)
+{
+	unsigned int full = c->bits / 8, rest = c->bits % 8;
+
+	if (memcmp(c->addr, a, full))
+		return false;
+	return !rest || !((c->addr[full] ^ a[full]) & (0xff00 >> rest));
+}
+
+static bool addr_in(const struct tcptrace_event *ev, bool local,
+		    const struct cidr_list *l)
+{
+	unsigned int i;
+	__u8 a[16];
+
+	if (!addr16(ev, local, a))
+		return false;
+	for (i = 0; i < l->nr; i++)
+		if (cidr_match(&l->c[i], a))
+			return true;
+	return false;
+}
+
+/*
+ * Does a transition pass the whole filter?  The part pushed down into the
+ * module is judged again here, the same way: on a capture it did not run.
+ */
+static bool filter_match(const struct tcptrace_record *rec)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	bool task = rec->ctx == TCPTRACE_CTX_TASK;
+	unsigned int i;
+
+	if (!filt.any)
+		return true;
+	if (filt.family && ev->family != filt.family)
+		return false;
+	if (filt.netns && rec->netns != filt.netns)
+		return false;
+	if (filt.ports.nr && !port_in(ev->lport, &filt.ports) &&
+	    !port_in(ev->rport, &filt.ports))
+		return false;
+	if (filt.lports.nr && !port_in(ev->lport, &filt.lports))
+		return false;
+	if (filt.rports.nr && !port_in(ev->rport, &filt.rports))
+		return false;
+	if (filt.states && !(filt.states & state_bit(ev->oldstate)) &&
+	    !(filt.states & state_bit(ev->newstate)))
+		return false;
+	if (filt.old_states && !(filt.old_states & state_bit(ev->oldstate)))
+		return false;
+	if (filt.new_states && !(filt.new_states & state_bit(ev->newstate)))
+		return false;
+	if (filt.addrs.nr && !addr_in(ev, true, &filt.addrs) &&
+	    !addr_in(ev, false, &filt.addrs))
+		return false;
+	if (filt.laddrs.nr && !addr_in(ev, true, &filt.laddrs))
+		return false;
+	if (filt.raddrs.nr && !addr_in(ev, false, &filt.raddrs))
+		return false;
+	if (filt.nr_pids) {
+		if (!task)
+			return false;
+		for (i = 0; i < filt.nr_pids; i++)
+			if (ev->tgid == filt.pids[i] || ev->pid == filt.pids[i])
+				break;
+		if (i == filt.nr_pids)
+			return false;
+	}
+	if (filt.nr_comms) {
+		if (!task)
+			return false;
+		for (i = 0; i < filt.nr_comms; i++)
+			if (!strncmp(ev->comm, filt.comms[i],
+				     sizeof(ev->comm) - 1))
+				break;
+		if (i == filt.nr_comms)
+			return false;
+	}
+	if (filt.nr_socks) {
+		if (ev->flags & TCPTRACE_F_ID_UNSET)
+			return false;
+		for (i = 0; i < filt.nr_socks; i++)
+			if (ev->sock_id == filt.socks[i])
+				break;
+		if (i == filt.nr_socks)
+			return false;
+	}
+	return true;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct tcptrace_port_range *x = a, *y = b;
+
+	return x->lo != y->lo ? x->lo - y->lo : x->hi - y->hi;
+}
+
+/*
+ * Copy a port list into the module's form: sorted, overlapping and adjacent
+ * ranges merged.  False if it still needs more than the module's ranges:
+ * then it is checked here only.
+ */
+static bool kernel_ports(const struct port_list *l,
+			 struct tcptrace_port_range *out, __u8 *nr_out)
+{
+	struct tcptrace_port_range r[MAX_ITEMS];
+	unsigned int i, nr = 0;
+
+	if (!l->nr)
+		return true;
+	memcpy(r, l->r, l->nr * sizeof(r[0]));
+	qsort(r, l->nr, sizeof(r[0]), range_cmp);
+	for (i = 0; i < l->nr; i++) {
+		if (nr && r[i].lo <= (unsigned int)r[nr - 1].hi + 1) {
+			if (r[i].hi > r[nr - 1].hi)
+				r[nr - 1].hi = r[i].hi;
+			continue;
+		}
+		r[nr++] = r[i];
+	}
+	if (nr > TCPTRACE_MAX_RANGES)
+		return false;
+	memcpy(out, r, nr * sizeof(r[0]));
+	*nr_out = nr;
+	return true;
+}
+
+/*
+ * The part of the filter the module can apply: the same as the user's or
+ * wider, never narrower.  The module ORs its two state masks, so one state
+ * option goes down exactly and, of several, only the first.
+ */
+static void kernel_filter(struct tcptrace_filter *kf)
+{
+	memset(kf, 0, sizeof(*kf));
+	kf->family = filt.family;
+	kf->netns = filt.netns;
+	kernel_ports(&filt.ports, kf->ports, &kf->nr_ports);
+	kernel_ports(&filt.lports, kf->lports, &kf->nr_lports);
+	kernel_ports(&filt.rports, kf->rports, &kf->nr_rports);
+	if (filt.states) {
+		kf->old_states = filt.states;
+		kf->new_states = filt.states;
+	} else if (filt.old_states) {
+		kf->old_states = filt.old_states;
+	} else if (filt.new_states) {
+		kf->new_states = filt.new_states;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Files, the device, captures                                         */
 
 /* Read up to @len bytes, fewer only at the end of the file or on a signal. */
 static ssize_t read_full(int fd, void *buf, size_t len)
@@ -348,7 +1165,7 @@ static ssize_t read_full(int fd, void *buf, size_t len)
 		if (n < 0 && errno == EINTR && !exiting)
 			continue;
 		if (n < 0)
-			return -1;
+			return done ? (ssize_t)done : -1;
 		if (n == 0)
 			break;
 		done += n;
@@ -398,7 +1215,15 @@ static void put_le64(unsigned char *p, __u64 v)
 
 static __s64 timespec_ns(const struct timespec *ts)
 {
-	return (__s64)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	return (__s64)ts->tv_sec * NS_PER_SEC + ts->tv_nsec;
+}
+
+static __s64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return timespec_ns(&ts);
 }
 
 /* CLOCK_REALTIME minus @clock, in ns, read between two reads of @clock. */
@@ -415,6 +1240,71 @@ static int realtime_offset(clockid_t clock, __s64 *offset)
 	return 0;
 }
 
+/*
+ * The name of user or group @id in @file (/etc/passwd, /etc/group), or the
+ * number: no NSS, so that a static reader needs no shared library.
+ */
+static void id_name(const char *file, unsigned int id, char *buf, size_t len)
+{
+	char line[512], *name, *field;
+	FILE *f = fopen(file, "re");
+
+	snprintf(buf, len, "%u", id);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		name = strtok(line, ":");
+		if (!name || !strtok(NULL, ":") || !(field = strtok(NULL, ":")))
+			continue;
+		if (parse_number(field, 0xffffffff) == id) {
+			snprintf(buf, len, "%s", name);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* Say why @path cannot be opened, and what to do about it. */
+static void explain_open_error(const char *path, int err)
+{
+	char owner[64], group[64];
+	struct stat sb;
+
+	switch (err) {
+	case ENOENT:
+		if (access(MODULE_SYSFS, F_OK))
+			warn("%s does not exist: the tcptrace module is not loaded; load it with 'insmod tcptrace.ko' (from the build tree) or 'modprobe tcptrace'",
+			     path);
+		else
+			warn("%s does not exist, yet the tcptrace module is loaded: is devtmpfs mounted on /dev? (its device number is in /sys/class/misc/tcptrace/dev)",
+			     path);
+		break;
+	case ENXIO:
+	case ENODEV:
+		warn("%s: %s: the device node has no driver; load the tcptrace module ('insmod tcptrace.ko' or 'modprobe tcptrace')",
+		     path, strerror(err));
+		break;
+	case EBUSY:
+		warn("%s is busy: another reader has it open, and it takes one at a time (find it with 'fuser -v %s')",
+		     path, path);
+		break;
+	case EACCES:
+	case EPERM:
+		if (stat(path, &sb)) {
+			warn("%s: permission denied: run as root", path);
+			break;
+		}
+		id_name("/etc/passwd", sb.st_uid, owner, sizeof(owner));
+		id_name("/etc/group", sb.st_gid, group, sizeof(group));
+		warn("%s: permission denied (mode %04o, owner %s, group %s): run as root, or let a group read it (chgrp GROUP %s; chmod g+r %s; or a udev rule) and run as a member of that group",
+		     path, (unsigned int)sb.st_mode & 07777, owner, group,
+		     path, path);
+		break;
+	default:
+		warn("%s: %s", path, strerror(err));
+	}
+}
+
 /* Open the device and check that it speaks this reader's ABI. */
 static int open_device(const char *path, int flags, struct tcptrace_info *info)
 {
@@ -422,25 +1312,12 @@ static int open_device(const char *path, int flags, struct tcptrace_info *info)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | flags);
 	if (fd < 0) {
-		switch (errno) {
-		case ENOENT:
-			warn("no %s: is the tcptrace module loaded?", path);
-			break;
-		case EBUSY:
-			warn("another reader has %s open", path);
-			break;
-		case EACCES:
-		case EPERM:
-			warn("no permission to open %s: run as root", path);
-			break;
-		default:
-			warn("%s: %s", path, strerror(errno));
-		}
+		explain_open_error(path, errno);
 		return -1;
 	}
 	memset(info, 0, sizeof(*info));
 	if (ioctl(fd, TCPTRACE_IOC_INFO, info)) {
-		if (errno == ENOTTY)
+		if (errno == ENOTTY || errno == EINVAL)
 			warn("%s: not a tcptrace device (TCPTRACE_IOC_INFO: %s)",
 			     path, strerror(errno));
 		else
@@ -448,13 +1325,13 @@ static int open_device(const char *path, int flags, struct tcptrace_info *info)
 		goto close_fd;
 	}
 	if (info->abi_version != TCPTRACE_ABI_VERSION) {
-		warn("module speaks ABI %u, this reader ABI %d: rebuild "
+		warn("version mismatch: the module speaks ABI %u, this reader ABI %d: rebuild "
 		     PROG " with the module's include/uapi/linux/tcptrace.h",
 		     info->abi_version, TCPTRACE_ABI_VERSION);
 		goto close_fd;
 	}
 	if (info->record_size != RECORD_SIZE) {
-		warn("module's records are %u bytes, this reader's %zu: rebuild "
+		warn("version mismatch: the module's records are %u bytes, this reader's %zu: rebuild "
 		     PROG " with the module's include/uapi/linux/tcptrace.h",
 		     info->record_size, RECORD_SIZE);
 		goto close_fd;
@@ -466,8 +1343,8 @@ close_fd:
 	return -1;
 }
 
-static void print_stats_row(const char *label,
-			    const struct tcptrace_cpu_stats *c)
+static void print_counters_row(const char *label,
+			       const struct tcptrace_cpu_stats *c)
 {
 	printf("%-5s %12llu %12llu %13llu %12llu %12llu %12llu %8u %8u\n",
 	       label, c->recorded, c->lost, c->lost_reported, c->filtered,
@@ -475,33 +1352,30 @@ static void print_stats_row(const char *label,
 }
 
 /* The per-CPU counters of TCPTRACE_IOC_STATS, as a table with a total. */
-static int print_stats(const char *path)
+static int print_counters(int fd, const char *path,
+			  const struct tcptrace_info *info)
 {
 	struct tcptrace_cpu_stats *c, total = { 0 };
-	struct tcptrace_stats *stats = NULL;
-	struct tcptrace_info info;
+	struct tcptrace_stats *stats;
 	unsigned int cpu, nr;
-	int fd, err = -1;
 	char label[12];
 
-	fd = open_device(path, 0, &info);
-	if (fd < 0)
+	if (info->nr_cpus > 1 << 20) {
+		warn("%s: module reports %u CPUs", path, info->nr_cpus);
 		return -1;
-	if (info.nr_cpus > 1 << 20) {
-		warn("%s: module reports %u CPUs", path, info.nr_cpus);
-		goto cleanup;
 	}
-	stats = calloc(1, sizeof(*stats) + info.nr_cpus * sizeof(*c));
+	stats = calloc(1, sizeof(*stats) + info->nr_cpus * sizeof(*c));
 	if (!stats) {
 		warn("out of memory");
-		goto cleanup;
+		return -1;
 	}
-	stats->nr_cpus = info.nr_cpus;
+	stats->nr_cpus = info->nr_cpus;
 	if (ioctl(fd, TCPTRACE_IOC_STATS, stats)) {
 		warn("%s: TCPTRACE_IOC_STATS: %s", path, strerror(errno));
-		goto cleanup;
+		free(stats);
+		return -1;
 	}
-	nr = stats->nr_cpus < info.nr_cpus ? stats->nr_cpus : info.nr_cpus;
+	nr = stats->nr_cpus < info->nr_cpus ? stats->nr_cpus : info->nr_cpus;
 
 	printf("%-5s %12s %12s %13s %12s %12s %12s %8s %8s\n", "CPU",
 	       "RECORDED", "LOST", "LOST_REPORTED", "FILTERED", "DELIVERED",
@@ -509,7 +1383,7 @@ static int print_stats(const char *path)
 	for (cpu = 0; cpu < nr; cpu++) {
 		c = &stats->cpu[cpu];
 		snprintf(label, sizeof(label), "%u", cpu);
-		print_stats_row(label, c);
+		print_counters_row(label, c);
 		total.recorded += c->recorded;
 		total.lost += c->lost;
 		total.lost_reported += c->lost_reported;
@@ -519,33 +1393,69 @@ static int print_stats(const char *path)
 		total.queued += c->queued;
 		total.buffer_records += c->buffer_records;
 	}
-	print_stats_row("total", &total);
+	print_counters_row("total", &total);
 	if (nr != stats->nr_cpus)
 		warn("the module now has %u CPUs, %u are shown",
 		     stats->nr_cpus, nr);
-	err = 0;
-
-cleanup:
 	free(stats);
-	close(fd);
-	return err;
+	return 0;
 }
 
-static int open_live(struct source *src)
+static int counters_only(void)
 {
 	struct tcptrace_info info;
+	int fd, err;
 
-	src->fd = open_device(env.device, env.drain ? O_NONBLOCK : 0, &info);
-	if (src->fd < 0)
-		return -1;
-	src->name = env.device;
-	src->clock = info.clock;
-	if (realtime_offset(info.clock, &src->realtime_offset)) {
-		warn("clock %u of the records: %s", info.clock,
+	fd = open_device(env.device, 0, &info);
+	if (fd < 0)
+		return 1;
+	err = print_counters(fd, env.device, &info);
+	close(fd);
+	return err ? 1 : 0;
+}
+
+/* Put our filter into the module, after saying if another was there. */
+static int push_filter(struct source *src)
+{
+	struct tcptrace_filter old, kf, none = { 0 };
+
+	kernel_filter(&kf);
+	if (!ioctl(src->fd, TCPTRACE_IOC_GET_FILTER, &old) &&
+	    memcmp(&old, &none, sizeof(old)))
+		warn("note: a kernel-side filter left by an earlier reader was in force: what is buffered from then lacks what it rejected");
+	if (ioctl(src->fd, TCPTRACE_IOC_SET_FILTER, &kf)) {
+		warn("%s: TCPTRACE_IOC_SET_FILTER: %s", src->name,
 		     strerror(errno));
 		return -1;
 	}
+	src->filter_set = true;
 	return 0;
+}
+
+static void clear_filter(struct source *src)
+{
+	struct tcptrace_filter none = { 0 };
+
+	if (src->filter_set &&
+	    ioctl(src->fd, TCPTRACE_IOC_SET_FILTER, &none))
+		warn("%s: clearing the filter: %s", src->name,
+		     strerror(errno));
+	src->filter_set = false;
+}
+
+static int open_live(struct source *src, struct tcptrace_info *info)
+{
+	src->fd = open_device(env.device, env.drain ? O_NONBLOCK : 0, info);
+	if (src->fd < 0)
+		return -1;
+	src->name = env.device;
+	src->clock = info->clock;
+	if (realtime_offset(info->clock, &src->realtime_offset)) {
+		warn("clock %u of the records: %s", info->clock,
+		     strerror(errno));
+		return -1;
+	}
+	return push_filter(src);
 }
 
 /* Open a capture file and check its header; messages name the offset. */
@@ -558,11 +1468,17 @@ static int open_capture(struct source *src, const char *path)
 
 	src->name = path;
 	src->capture = true;
-	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!strcmp(path, "-")) {
+		src->name = "standard input";
+		src->fd = dup(STDIN_FILENO);
+	} else {
+		src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (src->fd < 0) {
 		warn("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	path = src->name;
 	n = read_full(src->fd, h, sizeof(h));
 	if (n < 0) {
 		warn("%s: offset 0: %s", path, strerror(errno));
@@ -615,12 +1531,17 @@ static int create_capture(const char *path, const struct source *src)
 	struct stat in, out;
 	int fd;
 
-	if (!fstat(src->fd, &in) && !stat(path, &out) &&
-	    in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
-		warn("%s: is what is being read", path);
-		return -1;
+	if (!strcmp(path, "-")) {
+		fd = dup(STDOUT_FILENO);
+	} else {
+		if (!fstat(src->fd, &in) && !stat(path, &out) &&
+		    in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+			warn("%s: is what is being read", path);
+			return -1;
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			  0644);
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		warn("%s: %s", path, strerror(errno));
 		return -1;
@@ -640,24 +1561,57 @@ static int create_capture(const char *path, const struct source *src)
 	return fd;
 }
 
+/* ------------------------------------------------------------------ */
+/* What is known of each socket                                        */
+
 static unsigned int sock_hash(__u64 sock_id)
 {
 	return (sock_id * 0x9e3779b97f4a7c15ULL) >> (64 - SOCK_HASH_BITS);
 }
 
-static struct sock_seq *sock_find(__u64 sock_id)
+static struct sock *sock_find(__u64 sock_id)
 {
-	struct sock_seq *s;
+	struct sock *s;
 
-	for (s = socks.buckets[sock_hash(sock_id)]; s; s = s->hash_next)
-		if (s->sock_id == sock_id)
+	for (s = st.buckets[sock_hash(sock_id)]; s; s = s->hash_next)
+		if (s->id == sock_id)
 			return s;
 	return NULL;
 }
 
-static void sock_forget(struct sock_seq *s)
+static unsigned int tuple_hash(__u32 netns, const __u8 *l, __u16 lport,
+			       const __u8 *r, __u16 rport)
 {
-	struct sock_seq **p = &socks.buckets[sock_hash(s->sock_id)];
+	__u64 h = netns * 0x9e3779b97f4a7c15ULL;
+	unsigned int i;
+
+	/* Symmetric in the two ends, so that both find the same bucket. */
+	for (i = 0; i < 16; i++)
+		h += (__u64)(l[i] + r[i]) << (8 * (i % 8));
+	h += (__u64)(lport + rport) << 32;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h >> (64 - SOCK_HASH_BITS);
+}
+
+static void tuple_unlink(struct sock *s)
+{
+	struct sock **p;
+
+	if (!s->keyed)
+		return;
+	p = &st.tuples[tuple_hash(s->netns, s->key_l, s->key_lport,
+				  s->key_r, s->key_rport)];
+	while (*p && *p != s)
+		p = &(*p)->tuple_next;
+	if (*p)
+		*p = s->tuple_next;
+	s->tuple_next = NULL;
+	s->keyed = false;
+}
+
+static void sock_free(struct sock *s)
+{
+	struct sock **p = &st.buckets[sock_hash(s->id)];
 
 	while (*p != s)
 		p = &(*p)->hash_next;
@@ -665,65 +1619,93 @@ static void sock_forget(struct sock_seq *s)
 	if (s->older)
 		s->older->newer = s->newer;
 	else
-		socks.oldest = s->newer;
+		st.oldest = s->newer;
 	if (s->newer)
 		s->newer->older = s->older;
 	else
-		socks.newest = s->older;
-	socks.count--;
+		st.newest = s->older;
+	tuple_unlink(s);
+	if (s->peer)
+		s->peer->peer = NULL;
+	st.nr_socks--;
+	free(s->recs);
 	free(s);
 }
 
-static struct sock_seq *sock_add(__u64 sock_id, bool client)
+/* Most recently seen last: the LRU list decides what to forget first. */
+static void sock_touch(struct sock *s)
 {
-	struct sock_seq *s;
+	if (st.newest == s)
+		return;
+	if (s->older)
+		s->older->newer = s->newer;
+	else
+		st.oldest = s->newer;
+	s->newer->older = s->older;
+	s->older = st.newest;
+	s->newer = NULL;
+	st.newest->newer = s;
+	st.newest = s;
+}
+
+static void ladder_flush(struct sock *s, const char *why);
+
+static struct sock *sock_get(const struct tcptrace_record *rec)
+{
+	__u64 id = rec->ev.sock_id;
+	struct sock *s = sock_find(id);
 	unsigned int b;
 
-	if (socks.count >= MAX_SOCKS)
-		sock_forget(socks.oldest);
+	if (s) {
+		sock_touch(s);
+		return s;
+	}
+	if (st.nr_socks >= MAX_SOCKS) {
+		if (env.format == FMT_LADDER)
+			ladder_flush(st.oldest,
+				     "forgotten: too many sockets at once");
+		else
+			sock_free(st.oldest);
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;	/* sequence numbers print in full */
-	s->sock_id = sock_id;
-	s->iss_name = client ? 'x' : 'y';
-	s->irs_name = client ? 'y' : 'x';
-	b = sock_hash(sock_id);
-	s->hash_next = socks.buckets[b];
-	socks.buckets[b] = s;
-	s->older = socks.newest;
-	if (socks.newest)
-		socks.newest->newer = s;
+	s->id = id;
+	s->netns = rec->netns;
+	s->seq = st.sock_seq++;
+	b = sock_hash(id);
+	s->hash_next = st.buckets[b];
+	st.buckets[b] = s;
+	s->older = st.newest;
+	if (st.newest)
+		st.newest->newer = s;
 	else
-		socks.oldest = s;
-	socks.newest = s;
-	socks.count++;
+		st.oldest = s;
+	st.newest = s;
+	st.nr_socks++;
 	return s;
 }
 
 static void socks_free(void)
 {
-	while (socks.oldest)
-		sock_forget(socks.oldest);
+	while (st.oldest)
+		sock_free(st.oldest);
 }
 
-/*
- * Learn what @ev tells of its socket's ISNs; return what is known of them,
- * or NULL.  A socket that showed SYN_SENT is a client, one that showed
- * SYN_RECV the server side of a connection; others are not remembered.
- */
-static struct sock_seq *learn_isns(const struct tcptrace_event *ev)
+/* What the socket's ISNs are, learnt from the records ending a handshake. */
+static void learn_isns(struct sock *s, const struct tcptrace_event *ev)
 {
 	bool client = ev->oldstate == TCPTRACE_SYN_SENT ||
 		      ev->newstate == TCPTRACE_SYN_SENT;
 	bool server = ev->oldstate == TCPTRACE_SYN_RECV ||
 		      ev->newstate == TCPTRACE_SYN_RECV;
-	struct sock_seq *s = sock_find(ev->sock_id);
 
-	if (!s && (client || server))
-		s = sock_add(ev->sock_id, client);
-	if (!s || ev->flags & TCPTRACE_F_SEQ_UNSET)
-		return s;
-
+	if (!s->iss_name && (client || server)) {
+		s->iss_name = client ? 'x' : 'y';
+		s->irs_name = client ? 'y' : 'x';
+	}
+	if (!s->iss_name || ev->flags & TCPTRACE_F_SEQ_UNSET)
+		return;
 	if ((ev->oldstate == TCPTRACE_SYN_SENT ||
 	     ev->oldstate == TCPTRACE_SYN_RECV) &&
 	    ev->newstate == TCPTRACE_ESTABLISHED) {
@@ -738,8 +1720,115 @@ static struct sock_seq *learn_isns(const struct tcptrace_event *ev)
 		s->iss = ev->snd_una;
 		s->iss_known = true;
 	}
-	return s;
 }
+
+static void hist_add(struct hist *h, __u64 ns)
+{
+	__u64 us = ns / 1000;
+
+	h->slot[us ? 63 - __builtin_clzll(us) : 0]++;
+	h->n++;
+}
+
+static void count_transition(const struct tcptrace_event *ev)
+{
+	struct trans_count *t;
+	unsigned int i;
+
+	for (i = 0; i < st.nr_trans; i++) {
+		if (st.trans[i].old == ev->oldstate &&
+		    st.trans[i].new == ev->newstate) {
+			st.trans[i].n++;
+			return;
+		}
+	}
+	if (st.nr_trans == st.trans_cap) {
+		t = realloc(st.trans, (st.trans_cap * 2 + 16) * sizeof(*t));
+		if (!t)
+			return;
+		st.trans = t;
+		st.trans_cap = st.trans_cap * 2 + 16;
+	}
+	st.trans[st.nr_trans].old = ev->oldstate;
+	st.trans[st.nr_trans].new = ev->newstate;
+	st.trans[st.nr_trans].n = 1;
+	st.nr_trans++;
+}
+
+/* A transition, seen through what is known of its socket. */
+struct view {
+	struct sock *s;
+	bool in_old_known;
+	__u64 in_old_ns;
+};
+
+static void ladder_add(struct sock *s, const struct tcptrace_record *rec);
+static void ladder_closed(struct sock *s);
+
+/*
+ * Learn from a transition that passed the filter: before it is printed,
+ * what its socket's ISNs and time in the old state are; after, the new
+ * state.  call with @after false, print, then with @after true.
+ */
+static void track(const struct tcptrace_record *rec, struct view *v,
+		  bool after)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	struct sock *s;
+
+	if (!after) {
+		memset(v, 0, sizeof(*v));
+		if (ev->flags & TCPTRACE_F_ID_UNSET)
+			return;
+		s = v->s = sock_get(rec);
+		if (!s)
+			return;
+		if (s->state_known && s->state == ev->oldstate &&
+		    rec->ts_ns >= s->state_ts) {
+			v->in_old_known = true;
+			v->in_old_ns = rec->ts_ns - s->state_ts;
+		}
+		learn_isns(s, ev);
+		return;
+	}
+
+	count_transition(ev);
+	s = v->s;
+	if (!s)
+		return;
+	if (v->in_old_known && ev->oldstate == TCPTRACE_SYN_SENT &&
+	    ev->newstate == TCPTRACE_ESTABLISHED)
+		hist_add(&st.handshake, v->in_old_ns);
+	if (v->in_old_known && ev->oldstate == TCPTRACE_CLOSE_WAIT)
+		hist_add(&st.close_wait, v->in_old_ns);
+	if (ev->newstate == TCPTRACE_LISTEN || ev->oldstate == TCPTRACE_LISTEN)
+		s->listener = ev->newstate == TCPTRACE_LISTEN ||
+			      ev->newstate == TCPTRACE_CLOSE;
+	if (!s->birth_known && ev->newstate != TCPTRACE_CLOSE &&
+	    (ev->oldstate == TCPTRACE_CLOSE ||
+	     (ev->oldstate == TCPTRACE_LISTEN &&
+	      ev->newstate == TCPTRACE_SYN_RECV))) {
+		s->birth_known = true;
+		s->birth_ts = rec->ts_ns;
+	}
+	if (ev->newstate == TCPTRACE_CLOSE && s->birth_known &&
+	    !s->listener && rec->ts_ns >= s->birth_ts)
+		hist_add(&st.lifetime, rec->ts_ns - s->birth_ts);
+	s->state_known = true;
+	s->state = ev->newstate;
+	s->state_ts = rec->ts_ns;
+
+	if (env.format == FMT_LADDER) {
+		ladder_add(s, rec);
+		if (ev->newstate == TCPTRACE_CLOSE)
+			ladder_closed(s);
+	} else if (ev->newstate == TCPTRACE_CLOSE) {
+		sock_free(s);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Formatting fields                                                   */
 
 static void format_state(char *buf, size_t len, unsigned int state)
 {
@@ -749,29 +1838,59 @@ static void format_state(char *buf, size_t len, unsigned int state)
 		snprintf(buf, len, "%u", state);
 }
 
-static void format_seq(char *buf, size_t len, __u32 seq, bool known,
-		       __u32 isn, char name)
+static void format_rel(char *buf, size_t len, __u32 seq, __u32 isn, char name)
 {
 	__u32 offset = seq - isn;
 
-	if (!known)
-		snprintf(buf, len, "%u", seq);
-	else if (!offset)
+	if (!offset)
 		snprintf(buf, len, "%c", name);
 	else
 		snprintf(buf, len, "%c+%u", name, offset);
+}
+
+static void format_seq(char *buf, size_t len, __u32 seq, bool known,
+		       __u32 isn, char name)
+{
+	if (!known)
+		snprintf(buf, len, "%u", seq);
+	else
+		format_rel(buf, len, seq, isn, name);
+}
+
+/* The address alone; false if it is not known. */
+static bool format_addr(char *buf, size_t len, const struct tcptrace_event *ev,
+			bool local)
+{
+	static const unsigned char v4mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	const __u8 *addr = local ? ev->laddr : ev->raddr;
+	char v4[INET_ADDRSTRLEN];
+
+	if (ev->flags & TCPTRACE_F_ADDR_UNSET)
+		return false;
+	switch (ev->family) {
+	case AF_INET:
+		inet_ntop(AF_INET, addr, buf, len);
+		return true;
+	case AF_INET6:
+		if (!memcmp(addr, v4mapped, sizeof(v4mapped))) {
+			inet_ntop(AF_INET, addr + 12, v4, sizeof(v4));
+			snprintf(buf, len, "::ffff:%s", v4);
+		} else {
+			inet_ntop(AF_INET6, addr, buf, len);
+		}
+		return true;
+	}
+	return false;
 }
 
 /* One end of a connection: a.b.c.d:port or [IPv6]:port; port 0 as '*'. */
 static void format_endpoint(char *buf, size_t len,
 			    const struct tcptrace_event *ev, bool local)
 {
-	static const unsigned char v4mapped[12] = {
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-	};
-	const __u8 *addr = local ? ev->laddr : ev->raddr;
 	__u16 port = local ? ev->lport : ev->rport;
-	char host[INET6_ADDRSTRLEN], v4[INET_ADDRSTRLEN], portstr[8];
+	char host[INET6_ADDRSTRLEN + 8], portstr[8];
 
 	if (port)
 		snprintf(portstr, sizeof(portstr), "%u", port);
@@ -785,24 +1904,12 @@ static void format_endpoint(char *buf, size_t len,
 			snprintf(buf, len, "?");
 		return;
 	}
-
-	switch (ev->family) {
-	case AF_INET:
-		inet_ntop(AF_INET, addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%s", host, portstr);
-		break;
-	case AF_INET6:
-		if (!memcmp(addr, v4mapped, sizeof(v4mapped))) {
-			inet_ntop(AF_INET, addr + 12, v4, sizeof(v4));
-			snprintf(host, sizeof(host), "::ffff:%s", v4);
-		} else {
-			inet_ntop(AF_INET6, addr, host, sizeof(host));
-		}
-		snprintf(buf, len, "[%s]:%s", host, portstr);
-		break;
-	default:
+	if (!format_addr(host, sizeof(host), ev, local))
 		snprintf(buf, len, "?");
-	}
+	else if (ev->family == AF_INET6)
+		snprintf(buf, len, "[%s]:%s", host, portstr);
+	else
+		snprintf(buf, len, "%s:%s", host, portstr);
 }
 
 /* The task name, with what a terminal would interpret replaced by '?'. */
@@ -818,6 +1925,25 @@ static void format_comm(char *buf, size_t len, const char *comm,
 		snprintf(buf, len, "-");
 }
 
+static void note_first_ts(__u64 ts_ns)
+{
+	if (!st.have_first_ts) {
+		st.first_ts = ts_ns;
+		st.have_first_ts = true;
+	}
+}
+
+/* Seconds (rounded down) and the ns left over, without overflow. */
+static void split_ns(__s64 ns, __s64 *secs, __s64 *rest)
+{
+	*secs = ns / NS_PER_SEC;
+	*rest = ns % NS_PER_SEC;
+	if (*rest < 0) {
+		(*secs)--;
+		*rest += NS_PER_SEC;
+	}
+}
+
 static void format_time(char *buf, size_t len, __u64 ts_ns,
 			const struct source *src)
 {
@@ -827,9 +1953,8 @@ static void format_time(char *buf, size_t len, __u64 ts_ns,
 	size_t n;
 
 	if (env.timestamp) {
-		ns = (__s64)ts_ns + src->realtime_offset;
-		secs = ns / 1000000000 - (ns % 1000000000 < 0);
-		ns -= secs * 1000000000;
+		ns = (__s64)(ts_ns + (__u64)src->realtime_offset);
+		split_ns(ns, &secs, &ns);
 		t = secs;
 		if (!localtime_r(&t, &tm) ||
 		    !(n = strftime(buf, len, "%H:%M:%S", &tm))) {
@@ -839,36 +1964,72 @@ static void format_time(char *buf, size_t len, __u64 ts_ns,
 		snprintf(buf + n, len - n, ".%06lld", (long long)ns / 1000);
 		return;
 	}
-
-	if (!have_first_ts) {
-		first_ts = ts_ns;
-		have_first_ts = true;
-	}
-	ns = (__s64)(ts_ns - first_ts);
+	ns = (__s64)(ts_ns - st.first_ts);
 	snprintf(buf, len, "%s%lld.%06lld", ns < 0 ? "-" : "",
-		 llabs(ns / 1000000000), llabs(ns % 1000000000) / 1000);
+		 llabs(ns / NS_PER_SEC), llabs(ns % NS_PER_SEC) / 1000);
 }
 
-static void print_header_row(void)
+/* UTC wall-clock time, ISO 8601 with ns; false if out of range. */
+static bool format_iso(char *buf, size_t len, __u64 ts_ns,
+		       const struct source *src)
+{
+	__s64 ns = (__s64)(ts_ns + (__u64)src->realtime_offset), secs;
+	struct tm tm;
+	time_t t;
+	size_t n;
+
+	split_ns(ns, &secs, &ns);
+	t = secs;
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099 ||
+	    !(n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)))
+		return false;
+	snprintf(buf + n, len - n, ".%09lldZ", (long long)ns);
+	return true;
+}
+
+static void format_ms(char *buf, size_t len, const struct view *v)
+{
+	if (!v->in_old_known)
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%llu.%03llu", v->in_old_ns / 1000000,
+			 v->in_old_ns / 1000 % 1000);
+}
+
+/* Whether a transition's sequence numbers mean anything. */
+static bool has_seq(const struct tcptrace_event *ev)
+{
+	return !(ev->flags & TCPTRACE_F_SEQ_UNSET) &&
+	       ev->oldstate != TCPTRACE_LISTEN &&
+	       ev->newstate != TCPTRACE_LISTEN;
+}
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+
+static void table_header(void)
 {
 	int addr_width = env.wide ? ADDR_WIDTH_WIDE : ADDR_WIDTH;
 
-	printf("%-*s %3s %-7s %-7s %-16s %-9s %-*s %-*s %-12s %-12s %-10s %-10s %s\n",
+	printf("%-*s %3s %-7s %-7s %-16s %-9s %-*s %-*s %-12s %-12s %-10s %-10s %-10s %s\n",
 	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH,
 	       env.timestamp ? "TIME" : "TIME(s)", "CPU", "CTX", "PID",
 	       "COMM", "SOCK", addr_width, "LADDR:LPORT", addr_width,
-	       "RADDR:RPORT", "OLD", "NEW", "SND_UNA", "SND_NXT", "RCV_NXT");
+	       "RADDR:RPORT", "OLD", "NEW", "SND_UNA", "SND_NXT", "RCV_NXT",
+	       "MS");
 }
 
-static void print_transition(const struct tcptrace_record *rec,
-			     const char *time)
+static void table_transition(const struct tcptrace_record *rec,
+			     const struct view *v, const struct source *src)
 {
 	const struct tcptrace_event *ev = &rec->ev;
 	int addr_width = env.wide ? ADDR_WIDTH_WIDE : ADDR_WIDTH;
-	char ctx[8], pid[12], comm[20], laddr[64], raddr[64];
+	char ctx[8], pid[12], comm[20], laddr[64], raddr[64], time[48];
 	char oldstate[16], newstate[16], una[16], nxt[16], rcv[16], sock[20];
-	struct sock_seq *s = NULL;
+	char ms[32];
+	const struct sock *s = env.absolute ? NULL : v->s;
 
+	format_time(time, sizeof(time), rec->ts_ns, src);
 	if (rec->ctx == TCPTRACE_CTX_TASK) {
 		snprintf(ctx, sizeof(ctx), "task");
 		snprintf(pid, sizeof(pid), "%u", ev->tgid);
@@ -893,10 +2054,7 @@ static void print_transition(const struct tcptrace_record *rec,
 	else
 		snprintf(sock, sizeof(sock), "%llx",
 			 (unsigned long long)ev->sock_id);
-	if (!env.absolute && !(ev->flags & TCPTRACE_F_ID_UNSET))
-		s = learn_isns(ev);
-	if (ev->flags & TCPTRACE_F_SEQ_UNSET ||
-	    ev->oldstate == TCPTRACE_LISTEN || ev->newstate == TCPTRACE_LISTEN) {
+	if (!has_seq(ev)) {
 		/* No sequence space yet, or a listener's: none at all. */
 		snprintf(una, sizeof(una), "-");
 		snprintf(nxt, sizeof(nxt), "-");
@@ -909,66 +2067,1455 @@ static void print_transition(const struct tcptrace_record *rec,
 		format_seq(rcv, sizeof(rcv), ev->rcv_nxt, s && s->irs_known,
 			   s ? s->irs : 0, s ? s->irs_name : 0);
 	}
+	format_ms(ms, sizeof(ms), v);
 
-	printf("%-*s %3u %-7s %-7s %-16s %-9s %-*s %-*s %-12s %-12s %-10s %-10s %s\n",
+	printf("%-*s %3u %-7s %-7s %-16s %-9s %-*s %-*s %-12s %-12s %-10s %-10s %-10s %s\n",
 	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, rec->cpu,
 	       ctx, pid, comm, sock, addr_width,
-	       laddr, addr_width, raddr, oldstate, newstate, una, nxt, rcv);
-
-	if (s && ev->newstate == TCPTRACE_CLOSE)
-		sock_forget(s);
+	       laddr, addr_width, raddr, oldstate, newstate, una, nxt, rcv,
+	       ms);
 }
 
-static void print_record(const struct tcptrace_record *rec,
-			 const struct source *src)
+static void print_loss_line(const struct tcptrace_record *rec)
 {
-	int time_width = env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH;
+	printf("-- %llu event%s lost on CPU %u --\n", rec->loss.count,
+	       rec->loss.count == 1 ? "" : "s", rec->cpu);
+}
+
+static void table_unknown(const struct tcptrace_record *rec,
+			  const struct source *src)
+{
 	char time[48];
 
 	format_time(time, sizeof(time), rec->ts_ns, src);
-	switch (rec->type) {
-	case TCPTRACE_REC_STATE:
-		print_transition(rec, time);
-		break;
-	case TCPTRACE_REC_LOST:
-		printf("%-*s %3u LOST %llu transitions on CPU %u (%llu since load)\n",
-		       time_width, time, rec->cpu, rec->loss.count, rec->cpu,
-		       rec->loss.total);
-		break;
-	default:
-		printf("%-*s %3u record of unknown type %u\n", time_width,
-		       time, rec->cpu, rec->type);
+	printf("%-*s %3u record of unknown type %u\n",
+	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, rec->cpu,
+	       rec->type);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON lines and CSV                                                  */
+
+/* Length of the valid UTF-8 sequence at @s (at most @n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	__u32 c;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* A JSON string of at most @max bytes of @s; invalid UTF-8 as U+FFFD. */
+static void json_string(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strnlen(s, max), i = 0, len;
+
+	putchar('"');
+	while (i < n) {
+		if (p[i] == '"' || p[i] == '\\') {
+			printf("\\%c", p[i]);
+			i++;
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			printf("\\u%04x", p[i]);
+			i++;
+		} else if ((len = utf8_len(p + i, n - i))) {
+			fwrite(p + i, 1, len, stdout);
+			i += len;
+		} else {
+			fputs("\\ufffd", stdout);
+			i++;
+		}
+	}
+	putchar('"');
+}
+
+static void json_time(const char *key, __u64 ts_ns, const struct source *src)
+{
+	char iso[64];
+
+	printf("\"ts_ns\":%llu,\"%s\":", (unsigned long long)ts_ns, key);
+	if (format_iso(iso, sizeof(iso), ts_ns, src))
+		printf("\"%s\"", iso);
+	else
+		fputs("null", stdout);
+}
+
+static void json_state(const char *key, unsigned int state)
+{
+	if (state < ARRAY_SIZE(state_names) && state_names[state])
+		printf(",\"%s\":\"%s\"", key, state_names[state]);
+	else
+		printf(",\"%s\":%u", key, state);
+}
+
+static void json_addr(const char *key, const struct tcptrace_event *ev,
+		      bool local)
+{
+	char host[INET6_ADDRSTRLEN + 8];
+
+	if (format_addr(host, sizeof(host), ev, local))
+		printf(",\"%s\":\"%s\"", key, host);
+	else
+		printf(",\"%s\":null", key);
+}
+
+static void json_rel(const char *key, bool show, __u32 seq, bool known,
+		     __u32 isn, char name)
+{
+	char rel[16];
+
+	if (!show || !known) {
+		printf(",\"%s\":null", key);
+		return;
+	}
+	format_rel(rel, sizeof(rel), seq, isn, name);
+	printf(",\"%s\":\"%s\"", key, rel);
+}
+
+static void json_transition(const struct tcptrace_record *rec,
+			    const struct view *v, const struct source *src)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	const struct sock *s = v->s;
+	bool task = rec->ctx == TCPTRACE_CTX_TASK, seq = has_seq(ev);
+
+	fputs("{\"type\":\"transition\",", stdout);
+	json_time("time", rec->ts_ns, src);
+	printf(",\"cpu\":%u,", rec->cpu);
+	if (rec->ctx < ARRAY_SIZE(ctx_names))
+		printf("\"ctx\":\"%s\"", ctx_names[rec->ctx]);
+	else
+		printf("\"ctx\":%u", rec->ctx);
+	printf(",\"netns\":%u", rec->netns);
+	if (ev->flags & TCPTRACE_F_ID_UNSET)
+		fputs(",\"sock\":null", stdout);
+	else
+		printf(",\"sock\":\"%llx\"", (unsigned long long)ev->sock_id);
+	if (ev->family == AF_INET)
+		fputs(",\"family\":\"inet\"", stdout);
+	else if (ev->family == AF_INET6)
+		fputs(",\"family\":\"inet6\"", stdout);
+	else
+		printf(",\"family\":%u", ev->family);
+	json_addr("laddr", ev, true);
+	printf(",\"lport\":%u", ev->lport);
+	json_addr("raddr", ev, false);
+	printf(",\"rport\":%u", ev->rport);
+	json_state("old", ev->oldstate);
+	json_state("new", ev->newstate);
+	printf(",\"flags\":%u", ev->flags);
+	if (task) {
+		printf(",\"pid\":%u,\"tgid\":%u,\"comm\":", ev->pid, ev->tgid);
+		json_string(ev->comm, sizeof(ev->comm));
+	} else {
+		fputs(",\"pid\":null,\"tgid\":null,\"comm\":null", stdout);
+	}
+	if (seq)
+		printf(",\"snd_una\":%u,\"snd_nxt\":%u,\"rcv_nxt\":%u,\"write_seq\":%u",
+		       ev->snd_una, ev->snd_nxt, ev->rcv_nxt, ev->write_seq);
+	else
+		fputs(",\"snd_una\":null,\"snd_nxt\":null,\"rcv_nxt\":null,\"write_seq\":null",
+		      stdout);
+	json_rel("snd_una_rel", seq, ev->snd_una, s && s->iss_known,
+		 s ? s->iss : 0, s ? s->iss_name : 0);
+	json_rel("snd_nxt_rel", seq, ev->snd_nxt, s && s->iss_known,
+		 s ? s->iss : 0, s ? s->iss_name : 0);
+	json_rel("rcv_nxt_rel", seq, ev->rcv_nxt, s && s->irs_known,
+		 s ? s->irs : 0, s ? s->irs_name : 0);
+	printf(",\"bytes_acked\":%llu,\"bytes_received\":%llu,\"total_retrans\":%u,\"srtt_us\":%u",
+	       ev->bytes_acked, ev->bytes_received, ev->total_retrans,
+	       ev->srtt_us);
+	if (v->in_old_known)
+		printf(",\"in_old_ns\":%llu}\n",
+		       (unsigned long long)v->in_old_ns);
+	else
+		fputs(",\"in_old_ns\":null}\n", stdout);
+}
+
+static void json_loss(const struct tcptrace_record *rec,
+		      const struct source *src)
+{
+	fputs("{\"type\":\"lost\",", stdout);
+	json_time("time", rec->ts_ns, src);
+	printf(",\"cpu\":%u,\"count\":%llu,\"total\":%llu}\n", rec->cpu,
+	       rec->loss.count, rec->loss.total);
+}
+
+static void json_unknown(const struct tcptrace_record *rec,
+			 const struct source *src)
+{
+	fputs("{\"type\":\"unknown\",", stdout);
+	json_time("time", rec->ts_ns, src);
+	printf(",\"cpu\":%u,\"record_type\":%u}\n", rec->cpu, rec->type);
+}
+
+#define CSV_FIELDS \
+	"type,ts_ns,time,cpu,ctx,netns,sock,family,laddr,lport,raddr,rport," \
+	"old,new,flags,pid,tgid,comm,snd_una,snd_nxt,rcv_nxt,write_seq," \
+	"snd_una_rel,snd_nxt_rel,rcv_nxt_rel,bytes_acked,bytes_received," \
+	"total_retrans,srtt_us,in_old_ns,lost_count,lost_total,record_type"
+
+/*
+ * A CSV field, quoted when it has to be (RFC 4180); control characters and
+ * bytes that are not UTF-8 as '?'.
+ */
+static void csv_field(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strnlen(s, max), i = 0, len;
+	bool quote = strcspn(s, ",\"") < n ||
+		     (n && (s[0] == ' ' || s[n - 1] == ' '));
+
+	if (quote)
+		putchar('"');
+	while (i < n) {
+		if (p[i] == '"') {
+			fputs("\"\"", stdout);
+			i++;
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			putchar('?');
+			i++;
+		} else if ((len = utf8_len(p + i, n - i))) {
+			fwrite(p + i, 1, len, stdout);
+			i += len;
+		} else {
+			putchar('?');
+			i++;
+		}
+	}
+	if (quote)
+		putchar('"');
+}
+
+static void csv_time(__u64 ts_ns, const struct source *src)
+{
+	char iso[64];
+
+	printf("%llu,", (unsigned long long)ts_ns);
+	if (format_iso(iso, sizeof(iso), ts_ns, src))
+		fputs(iso, stdout);
+}
+
+static void csv_transition(const struct tcptrace_record *rec,
+			   const struct view *v, const struct source *src)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	const struct sock *s = v->s;
+	char buf[64];
+	bool seq = has_seq(ev);
+
+	fputs("transition,", stdout);
+	csv_time(rec->ts_ns, src);
+	printf(",%u,", rec->cpu);
+	if (rec->ctx < ARRAY_SIZE(ctx_names))
+		fputs(ctx_names[rec->ctx], stdout);
+	else
+		printf("%u", rec->ctx);
+	printf(",%u,", rec->netns);
+	if (!(ev->flags & TCPTRACE_F_ID_UNSET))
+		printf("%llx", (unsigned long long)ev->sock_id);
+	if (ev->family == AF_INET)
+		fputs(",inet,", stdout);
+	else if (ev->family == AF_INET6)
+		fputs(",inet6,", stdout);
+	else
+		printf(",%u,", ev->family);
+	if (format_addr(buf, sizeof(buf), ev, true))
+		fputs(buf, stdout);
+	printf(",%u,", ev->lport);
+	if (format_addr(buf, sizeof(buf), ev, false))
+		fputs(buf, stdout);
+	printf(",%u,", ev->rport);
+	format_state(buf, sizeof(buf), ev->oldstate);
+	printf("%s,", buf);
+	format_state(buf, sizeof(buf), ev->newstate);
+	printf("%s,%u,", buf, ev->flags);
+	if (rec->ctx == TCPTRACE_CTX_TASK) {
+		printf("%u,%u,", ev->pid, ev->tgid);
+		csv_field(ev->comm, sizeof(ev->comm));
+	} else {
+		fputs(",,", stdout);
+	}
+	if (seq)
+		printf(",%u,%u,%u,%u,", ev->snd_una, ev->snd_nxt, ev->rcv_nxt,
+		       ev->write_seq);
+	else
+		fputs(",,,,,", stdout);
+	if (seq && s && s->iss_known) {
+		format_rel(buf, sizeof(buf), ev->snd_una, s->iss, s->iss_name);
+		printf("%s,", buf);
+		format_rel(buf, sizeof(buf), ev->snd_nxt, s->iss, s->iss_name);
+		printf("%s,", buf);
+	} else {
+		fputs(",,", stdout);
+	}
+	if (seq && s && s->irs_known) {
+		format_rel(buf, sizeof(buf), ev->rcv_nxt, s->irs, s->irs_name);
+		fputs(buf, stdout);
+	}
+	printf(",%llu,%llu,%u,%u,", ev->bytes_acked, ev->bytes_received,
+	       ev->total_retrans, ev->srtt_us);
+	if (v->in_old_known)
+		printf("%llu", (unsigned long long)v->in_old_ns);
+	fputs(",,,\n", stdout);
+}
+
+static void csv_loss(const struct tcptrace_record *rec,
+		     const struct source *src)
+{
+	fputs("lost,", stdout);
+	csv_time(rec->ts_ns, src);
+	printf(",%u,,,,,,,,,,,,,,,,,,,,,,,,,,,%llu,%llu,\n", rec->cpu,
+	       rec->loss.count, rec->loss.total);
+}
+
+static void csv_unknown(const struct tcptrace_record *rec,
+			const struct source *src)
+{
+	fputs("unknown,", stdout);
+	csv_time(rec->ts_ns, src);
+	printf(",%u,,,,,,,,,,,,,,,,,,,,,,,,,,,,,%u\n", rec->cpu, rec->type);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ladders                                                             */
+
+/*
+ * A ladder draws one connection as the textbook does: the client's lifeline
+ * on the left, the server's on the right, one row per transition in time
+ * order, and between them the segments that the transitions imply, with
+ * the sequence numbers the records hold.  An arrow is drawn on the row of
+ * the transition that sent it.  One whose sender is not traced, or is a
+ * listener's request socket (the SYN,ACK of a normal handshake: Linux makes
+ * the accepted socket only when the last ACK comes), gets a row of its own,
+ * with no time, before the row of the transition that received it.  Data is
+ * a row of '=' with its byte count, from the sequence numbers.
+ *
+ * Both ends of a connection between two local sockets are paired by their
+ * 4-tuple and network namespace; a socket whose peer is not traced is drawn
+ * alone, the peer's lifeline empty.  A ladder is printed once its sockets
+ * have closed, and at the end for those still open.  Numbers come only from
+ * the records; what they do not tell is printed as '?'.
+ */
+
+/* The two ends: 0 is the left lifeline, 1 the right. */
+struct end {
+	const struct sock *s;		/* NULL: not traced */
+	const char *role;		/* "client", "server", "end", "peer" */
+};
+
+enum seg {
+	SEG_SYN,
+	SEG_SYNACK,
+	SEG_ACK3,	/* the handshake's last ACK */
+	SEG_FIN,
+	SEG_FINACK,	/* the ACK of the other end's FIN */
+	SEG_RST,
+	SEG_DATA,	/* data sent before the first FIN or RST */
+	SEG_LATE,	/* data sent after the peer's FIN: a half-close */
+	SEG_NR
+};
+
+/* What the records tell of one direction's sequence space. */
+struct dir {
+	bool isn_known, fin_known, early_known, late_known;
+	__u32 isn;		/* the sender's ISN */
+	__u32 fin;		/* the sequence number of its FIN */
+	__u32 early;		/* data bytes sent before the first FIN or RST */
+	__u32 late;		/* sent after the peer's FIN: a half-close */
+	__u32 late_first;	/* the first of those */
+	char name;		/* 'x' or 'y' */
+	char fin_name;		/* 'u' or 'w' */
+	bool name_used, fin_name_used;
+};
+
+struct ladder {
+	struct end end[2];
+	struct dir dir[2];	/* dir[i]: sent by end i */
+	bool drawn[SEG_NR][2];	/* [segment][sender] */
+	bool data_drawn;
+	int active;		/* the end that sent the first FIN, or -1 */
+	bool simultaneous;
+};
+
+static const struct source *ladder_src;
+
+/*
+ * A transition of @s, by old -> new (-1: any); with @seq, only one that
+ * holds sequence numbers.
+ */
+static const struct tcptrace_record *find_trans(const struct sock *s,
+						int old, int new, bool seq)
+{
+	unsigned int i;
+
+	for (i = 0; s && i < s->nr_recs; i++) {
+		const struct tcptrace_event *ev = &s->recs[i].ev;
+
+		if ((old < 0 || ev->oldstate == old) &&
+		    (new < 0 || ev->newstate == new) &&
+		    (!seq || !(ev->flags & TCPTRACE_F_SEQ_UNSET)))
+			return &s->recs[i];
+	}
+	return NULL;
+}
+
+static const struct tcptrace_record *find_rec(const struct sock *s, int old,
+					      int new)
+{
+	return find_trans(s, old, new, true);
+}
+
+/* Into CLOSE other than by the FIN handshake or a failed connect. */
+static bool is_abort(const struct tcptrace_event *ev)
+{
+	return ev->newstate == TCPTRACE_CLOSE &&
+	       ev->oldstate != TCPTRACE_SYN_SENT &&
+	       ev->oldstate != TCPTRACE_FIN_WAIT2 &&
+	       ev->oldstate != TCPTRACE_CLOSING &&
+	       ev->oldstate != TCPTRACE_LAST_ACK &&
+	       ev->oldstate != TCPTRACE_LISTEN &&
+	       ev->oldstate != TCPTRACE_CLOSE;
+}
+
+static const struct tcptrace_record *first_abort(const struct sock *s)
+{
+	unsigned int i;
+
+	for (i = 0; s && i < s->nr_recs; i++)
+		if (is_abort(&s->recs[i].ev))
+			return &s->recs[i];
+	return NULL;
+}
+
+/* Learn the ISN of end @i from the records of either end. */
+static void ladder_isn(struct ladder *l, int i)
+{
+	const struct tcptrace_record *r;
+	struct dir *d = &l->dir[i];
+	const struct sock *me = l->end[i].s, *peer = l->end[!i].s;
+
+	if ((r = find_rec(me, TCPTRACE_SYN_SENT, TCPTRACE_ESTABLISHED)) ||
+	    (r = find_rec(me, TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED))) {
+		d->isn = r->ev.snd_una - 1;
+		d->isn_known = true;
+	} else if ((r = find_rec(me, TCPTRACE_SYN_SENT, TCPTRACE_CLOSE))) {
+		d->isn = r->ev.snd_una;
+		d->isn_known = true;
+	} else if ((r = find_rec(peer, TCPTRACE_SYN_SENT,
+				 TCPTRACE_ESTABLISHED)) ||
+		   (r = find_rec(peer, TCPTRACE_SYN_RECV,
+				 TCPTRACE_ESTABLISHED))) {
+		d->isn = r->ev.rcv_nxt - 1;
+		d->isn_known = true;
+	}
+}
+
+/* Learn the FIN of end @i: its own records first, then its peer's. */
+static void ladder_fin(struct ladder *l, int i)
+{
+	const struct tcptrace_record *r;
+	struct dir *d = &l->dir[i];
+	const struct sock *me = l->end[i].s, *peer = l->end[!i].s;
+
+	if ((r = find_rec(me, -1, TCPTRACE_FIN_WAIT1)) ||
+	    (r = find_rec(me, TCPTRACE_CLOSE_WAIT, TCPTRACE_LAST_ACK))) {
+		d->fin = r->ev.write_seq;
+		d->fin_known = true;
+	} else if ((r = find_rec(peer, TCPTRACE_ESTABLISHED,
+				 TCPTRACE_CLOSE_WAIT)) ||
+		   (r = find_rec(peer, TCPTRACE_FIN_WAIT1,
+				 TCPTRACE_CLOSING)) ||
+		   (r = find_rec(peer, TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE))) {
+		d->fin = r->ev.rcv_nxt - 1;
+		d->fin_known = true;
+	} else if ((r = find_rec(me, TCPTRACE_FIN_WAIT1,
+				 TCPTRACE_FIN_WAIT2)) ||
+		   (r = find_rec(me, TCPTRACE_CLOSING, TCPTRACE_CLOSE)) ||
+		   (r = find_rec(me, TCPTRACE_LAST_ACK, TCPTRACE_CLOSE))) {
+		d->fin = r->ev.snd_una - 1;
+		d->fin_known = true;
 	}
 }
 
 /*
- * Read records from @src until its end, a signal or --count, and print them,
- * or write them to @out_fd if it is not -1.
+ * Data bytes end @i sent before the connection's first FIN (or RST), and,
+ * if it closed second, after the other end's FIN: a half-close.
+ */
+static void ladder_data(struct ladder *l, int i)
+{
+	const struct tcptrace_record *r;
+	struct dir *d = &l->dir[i];
+	const struct sock *me = l->end[i].s, *peer = l->end[!i].s;
+	bool passive = l->active == !i && !l->simultaneous, cut_known = true;
+	__u32 cut = 0;
+
+	if (!d->isn_known)
+		return;
+	if (passive &&
+	    (r = find_rec(me, TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE_WAIT)))
+		cut = r->ev.snd_nxt;	/* sent when the FIN came */
+	else if (passive && (r = find_rec(peer, TCPTRACE_ESTABLISHED,
+					  TCPTRACE_FIN_WAIT1)))
+		cut = r->ev.rcv_nxt;	/* received when the peer closed */
+	else if (!passive && d->fin_known)
+		cut = d->fin;
+	else if (!passive && (r = first_abort(me)) && has_seq(&r->ev))
+		cut = r->ev.snd_nxt;
+	else if (!passive && (r = first_abort(peer)) && has_seq(&r->ev))
+		cut = r->ev.rcv_nxt;
+	else
+		cut_known = false;
+	if (cut_known) {
+		d->early = cut - (d->isn + 1);
+		d->early_known = d->early < 0x80000000U;
+	}
+	if (passive && cut_known && d->fin_known) {
+		d->late = d->fin - cut;
+		d->late_first = cut;
+		d->late_known = d->late < 0x80000000U;
+	}
+}
+
+/* Who closed first: the end that entered FIN_WAIT1 first. */
+static void ladder_closer(struct ladder *l)
+{
+	const struct tcptrace_record *fw[2], *cw[2];
+	int i;
+
+	l->active = -1;
+	for (i = 0; i < 2; i++) {
+		fw[i] = find_trans(l->end[i].s, -1, TCPTRACE_FIN_WAIT1, false);
+		cw[i] = find_trans(l->end[i].s, -1, TCPTRACE_CLOSE_WAIT, false);
+		if (find_trans(l->end[i].s, TCPTRACE_FIN_WAIT1,
+			       TCPTRACE_CLOSING, false))
+			l->simultaneous = true;
+	}
+	if (fw[0] && fw[1])
+		l->active = fw[1]->ts_ns < fw[0]->ts_ns;
+	else if (fw[0] || fw[1])
+		l->active = fw[0] ? 0 : 1;
+	else if (cw[0] || cw[1])
+		l->active = cw[0] ? 1 : 0;
+}
+
+/* A sequence number of a direction: x+N, or the number, or '?'. */
+static void format_dir_value(char *buf, size_t len, struct dir *d,
+			     bool known, __u32 v)
+{
+	if (!known) {
+		snprintf(buf, len, "?");
+	} else if (!env.absolute && d->isn_known) {
+		format_rel(buf, len, v, d->isn, d->name);
+		d->name_used = true;
+	} else {
+		snprintf(buf, len, "%u", v);
+	}
+}
+
+/* A symbol of the legend (x, u+1), or with --absolute its number. */
+static void sym(char *buf, size_t len, struct dir *d, bool fin,
+		unsigned int plus)
+{
+	bool known = fin ? d->fin_known : d->isn_known;
+	__u32 v = (fin ? d->fin : d->isn) + plus;
+	char name = fin ? d->fin_name : d->name;
+
+	if (env.absolute) {
+		if (known)
+			snprintf(buf, len, "%u", v);
+		else
+			snprintf(buf, len, "?");
+		return;
+	}
+	if (fin)
+		d->fin_name_used = true;
+	else
+		d->name_used = true;
+	if (plus)
+		snprintf(buf, len, "%c+%u", name, plus);
+	else
+		snprintf(buf, len, "%c", name);
+}
+
+/* Bytes of data a row shows, or -1 if not known. */
+static long long data_bytes(const struct dir *d, enum seg seg)
+{
+	if (seg == SEG_LATE)
+		return d->late_known ? (long long)d->late : -1;
+	return d->early_known ? (long long)d->early : -1;
+}
+
+static void seg_label(char *buf, size_t len, struct ladder *l, enum seg seg,
+		      int from)
+{
+	struct dir *me = &l->dir[from], *peer = &l->dir[!from];
+	char a[24], b[24];
+	long long n;
+	__u32 first;
+
+	switch (seg) {
+	case SEG_SYN:
+		sym(a, sizeof(a), me, false, 0);
+		snprintf(buf, len, "SYN seq=%s", a);
+		break;
+	case SEG_SYNACK:
+		sym(a, sizeof(a), me, false, 0);
+		sym(b, sizeof(b), peer, false, 1);
+		snprintf(buf, len, "SYN,ACK seq=%s ack=%s", a, b);
+		break;
+	case SEG_ACK3:
+		sym(a, sizeof(a), peer, false, 1);
+		snprintf(buf, len, "ACK ack=%s", a);
+		break;
+	case SEG_FIN:
+		sym(a, sizeof(a), me, true, 0);
+		snprintf(buf, len, "FIN seq=%s", a);
+		break;
+	case SEG_FINACK:
+		sym(a, sizeof(a), peer, true, 1);
+		snprintf(buf, len, "ACK ack=%s", a);
+		break;
+	case SEG_RST:
+		snprintf(buf, len, "RST");
+		break;
+	case SEG_DATA:
+	case SEG_LATE:
+		n = data_bytes(me, seg);
+		if (n < 0) {
+			snprintf(buf, len, "? bytes");
+			break;
+		}
+		first = seg == SEG_LATE ? me->late_first : me->isn + 1;
+		format_dir_value(a, sizeof(a), me, true, first);
+		format_dir_value(b, sizeof(b), me, true, first + n - 1);
+		snprintf(buf, len, "%lld byte%s %s..%s%s", n, n == 1 ? "" : "s",
+			 a, b, seg == SEG_LATE ? " (half-close)" : "");
+		break;
+	default:
+		buf[0] = '\0';
+	}
+}
+
+/* One row: TIME, the left state, the arrow, the right state. */
+static void ladder_row(struct ladder *l, const char *time, int side,
+		       const char *state, enum seg seg, int from)
+{
+	char label[96], arrow[160], pad = '-';
+	int n, fill;
+
+	arrow[0] = '\0';
+	if (seg != SEG_NR) {
+		seg_label(label, sizeof(label), l, seg, from);
+		if (seg == SEG_DATA || seg == SEG_LATE)
+			pad = '=';
+		fill = ARROW_WIDTH - (int)strlen(label) - 6;
+		if (fill < 1)
+			fill = 1;
+		if (from == 0) {
+			n = snprintf(arrow, sizeof(arrow), "%c%c%c %s ", pad,
+				     pad, pad, label);
+			memset(arrow + n, pad, fill);
+			arrow[n + fill] = '>';
+			arrow[n + fill + 1] = '\0';
+		} else {
+			arrow[0] = '<';
+			memset(arrow + 1, pad, fill);
+			snprintf(arrow + 1 + fill, sizeof(arrow) - 1 - fill,
+				 " %s %c%c%c", label, pad, pad, pad);
+		}
+	}
+	if (side == 1)
+		printf("%-*s %-12s |%-*s| %s\n",
+		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, "",
+		       ARROW_WIDTH, arrow, state);
+	else
+		printf("%-*s %-12s |%-*s|\n",
+		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time,
+		       side == 0 ? state : "", ARROW_WIDTH, arrow);
+}
+
+/* The row of a segment no transition row has shown, drawn at most once. */
+static void ladder_seg_row(struct ladder *l, enum seg seg, int from)
+{
+	if (l->drawn[seg][from])
+		return;
+	l->drawn[seg][from] = true;
+	if (seg == SEG_DATA || seg == SEG_LATE) {
+		long long n = data_bytes(&l->dir[from], seg);
+
+		/* No data, no row; unknown data only from a traced end. */
+		if (!n || (n < 0 && (seg == SEG_LATE || !l->end[from].s)))
+			return;
+	}
+	ladder_row(l, "", -1, "", seg, from);
+}
+
+static void ladder_data_rows(struct ladder *l)
+{
+	if (l->data_drawn)
+		return;
+	l->data_drawn = true;
+	ladder_seg_row(l, SEG_DATA, 0);
+	ladder_seg_row(l, SEG_DATA, 1);
+}
+
+/*
+ * One transition of end @i: first the rows of the segments it received
+ * that no row has shown yet, then its own row with what it sent.
+ */
+static void ladder_event(struct ladder *l, int i,
+			 const struct tcptrace_record *rec)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	const struct tcptrace_record *peer_est;
+	char time[48], state[16];
+	enum seg send = SEG_NR;
+	int o = !i;
+
+	switch (ev->oldstate << 8 | ev->newstate) {
+	case TCPTRACE_CLOSE << 8 | TCPTRACE_SYN_SENT:
+		send = SEG_SYN;
+		break;
+	case TCPTRACE_SYN_SENT << 8 | TCPTRACE_ESTABLISHED:
+		ladder_seg_row(l, SEG_SYNACK, o);
+		send = SEG_ACK3;
+		break;
+	case TCPTRACE_SYN_SENT << 8 | TCPTRACE_CLOSE:
+		if (!ev->total_retrans)
+			ladder_seg_row(l, SEG_RST, o);
+		break;
+	case TCPTRACE_LISTEN << 8 | TCPTRACE_SYN_RECV:
+		peer_est = find_rec(l->end[o].s, TCPTRACE_SYN_SENT,
+				    TCPTRACE_ESTABLISHED);
+		ladder_seg_row(l, SEG_SYN, o);
+		if (peer_est && peer_est->ts_ns > rec->ts_ns) {
+			/* Born at the SYN (Fast Open): it answers. */
+			send = SEG_SYNACK;
+		} else {
+			/* Born at the last ACK; a request socket answered. */
+			ladder_seg_row(l, SEG_SYNACK, i);
+			ladder_seg_row(l, SEG_ACK3, o);
+		}
+		break;
+	case TCPTRACE_SYN_RECV << 8 | TCPTRACE_ESTABLISHED:
+		ladder_seg_row(l, SEG_ACK3, o);
+		break;
+	case TCPTRACE_ESTABLISHED << 8 | TCPTRACE_FIN_WAIT1:
+	case TCPTRACE_SYN_RECV << 8 | TCPTRACE_FIN_WAIT1:
+		ladder_data_rows(l);
+		send = SEG_FIN;
+		break;
+	case TCPTRACE_ESTABLISHED << 8 | TCPTRACE_CLOSE_WAIT:
+		ladder_data_rows(l);
+		ladder_seg_row(l, SEG_FIN, o);
+		send = SEG_FINACK;
+		break;
+	case TCPTRACE_FIN_WAIT1 << 8 | TCPTRACE_FIN_WAIT2:
+	case TCPTRACE_CLOSING << 8 | TCPTRACE_CLOSE:
+	case TCPTRACE_LAST_ACK << 8 | TCPTRACE_CLOSE:
+		ladder_seg_row(l, SEG_FINACK, o);
+		break;
+	case TCPTRACE_FIN_WAIT1 << 8 | TCPTRACE_CLOSING:
+		ladder_seg_row(l, SEG_FIN, o);
+		send = SEG_FINACK;
+		break;
+	case TCPTRACE_FIN_WAIT2 << 8 | TCPTRACE_CLOSE:
+		ladder_seg_row(l, SEG_LATE, o);
+		ladder_seg_row(l, SEG_FIN, o);
+		send = SEG_FINACK;
+		break;
+	case TCPTRACE_CLOSE_WAIT << 8 | TCPTRACE_LAST_ACK:
+		ladder_seg_row(l, SEG_LATE, i);
+		send = SEG_FIN;
+		break;
+	default:
+		if (!is_abort(ev))
+			break;
+		ladder_data_rows(l);
+		if (rec->ctx == TCPTRACE_CTX_TASK)
+			send = SEG_RST;
+		else
+			ladder_seg_row(l, SEG_RST, o);
+	}
+	if (send != SEG_NR && l->drawn[send][i])
+		send = SEG_NR;	/* its receiver's row showed it already */
+	if (send != SEG_NR)
+		l->drawn[send][i] = true;
+	format_time(time, sizeof(time), rec->ts_ns, ladder_src);
+	format_state(state, sizeof(state), ev->newstate);
+	ladder_row(l, time, i, state, send, i);
+}
+
+static void format_duration(char *buf, size_t len, __u64 ns)
+{
+	if (ns < 1000000000ULL)
+		snprintf(buf, len, "%llu.%03llu ms", ns / 1000000,
+			 ns / 1000 % 1000);
+	else
+		snprintf(buf, len, "%llu.%03llu s", ns / 1000000000,
+			 ns / 1000000 % 1000);
+}
+
+/* The ends' addresses, from the socket's last record that has them. */
+static bool end_addrs(const struct sock *s, char *l, char *r, size_t len)
+{
+	unsigned int i = s ? s->nr_recs : 0;
+
+	while (i--) {
+		const struct tcptrace_event *ev = &s->recs[i].ev;
+
+		if (!(ev->flags & TCPTRACE_F_ADDR_UNSET) && ev->lport &&
+		    ev->rport) {
+			format_endpoint(l, len, ev, true);
+			format_endpoint(r, len, ev, false);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void end_line(const struct ladder *l, int i)
+{
+	const struct sock *s = l->end[i].s;
+	char comm[20];
+	unsigned int k;
+
+	printf("  %s: ", l->end[i].role);
+	if (!s) {
+		printf("not traced\n");
+		return;
+	}
+	printf("sock %llx", (unsigned long long)s->id);
+	for (k = 0; k < s->nr_recs; k++) {
+		if (s->recs[k].ctx == TCPTRACE_CTX_TASK) {
+			format_comm(comm, sizeof(comm), s->recs[k].ev.comm,
+				    sizeof(s->recs[k].ev.comm));
+			printf(", pid %u (%s)", s->recs[k].ev.tgid, comm);
+			break;
+		}
+	}
+	putchar('\n');
+}
+
+/* The symbols the arrows used, and their values. */
+static void legend(struct ladder *l)
+{
+	char a[24];
+	const char *sep = "  ";
+	int i, e, n = 0;
+
+	if (env.absolute)
+		return;
+	for (i = 0; i < 2; i++) {
+		if (!l->dir[i].name_used)
+			continue;
+		if (l->dir[i].isn_known)
+			printf("%s%c = %u", sep, l->dir[i].name,
+			       l->dir[i].isn);
+		else
+			printf("%s%c = ?", sep, l->dir[i].name);
+		sep = ", ";
+		n++;
+	}
+	if (n)
+		printf(" (initial sequence number%s)", n > 1 ? "s" : "");
+	sep = n ? "; " : "  ";
+	n = 0;
+	for (i = 0; i < 2; i++) {
+		e = l->active >= 0 ? (i ? !l->active : l->active) : i;
+		if (!l->dir[e].fin_name_used)
+			continue;
+		format_dir_value(a, sizeof(a), &l->dir[e], l->dir[e].fin_known,
+				 l->dir[e].fin);
+		printf("%s%c = %s", sep, l->dir[e].fin_name, a);
+		sep = ", ";
+		n++;
+	}
+	if (n)
+		printf(" (FIN%s)", n > 1 ? "s" : "");
+	if (*sep != ' ')
+		putchar('\n');
+}
+
+/*
+ * How a connect() ended, if it failed.  A refusal in task context is not
+ * a sure one: on loopback the RST comes while connect() holds the socket
+ * and is processed on its task, as close() in SYN_SENT would be.
+ */
+static void outcome_connect(const struct ladder *l, int i)
+{
+	const struct sock *s = l->end[i].s;
+	const struct tcptrace_record *r, *born;
+	char d[32] = "?";
+
+	r = find_trans(s, TCPTRACE_SYN_SENT, TCPTRACE_CLOSE, false);
+	if (!r)
+		return;
+	born = find_trans(s, TCPTRACE_CLOSE, TCPTRACE_SYN_SENT, false);
+	if (born && r->ts_ns >= born->ts_ns)
+		format_duration(d, sizeof(d), r->ts_ns - born->ts_ns);
+	if (!r->ev.total_retrans)
+		printf("  connect refused: SYN_SENT -> CLOSE %s after connect(), no SYN retransmitted: a RST (or an ICMP error) answered the SYN\n",
+		       d);
+	else
+		printf("  connect failed: SYN_SENT -> CLOSE %s after connect() and %u SYN retransmission%s: timed out, or refused late\n",
+		       d, r->ev.total_retrans,
+		       r->ev.total_retrans == 1 ? "" : "s");
+	if (r->ctx == TCPTRACE_CTX_TASK)
+		printf("  (in task context, as on loopback, where the answer waits for connect() to let go of the socket; close() in SYN_SENT would look the same)\n");
+}
+
+/* Whether @s ended into TIME_WAIT, as far as its records show. */
+static bool to_time_wait(const struct sock *s)
+{
+	return find_trans(s, TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE, false) ||
+	       find_trans(s, TCPTRACE_CLOSING, TCPTRACE_CLOSE, false);
+}
+
+/* The close by FINs: who went first, how long the other took. */
+static void outcome_close(const struct ladder *l)
+{
+	const struct sock *as = l->end[l->active].s, *ps = l->end[!l->active].s;
+	const struct tcptrace_record *in, *out;
+	const char *a = l->end[l->active].role, *p = l->end[!l->active].role;
+	const struct dir *pd = &l->dir[!l->active];
+	char d[32];
+
+	printf("  active close: the %s sent the first FIN%s\n", a,
+	       to_time_wait(as) ?
+	       "; then TIME_WAIT, which is not traced: its last row reads CLOSE" :
+	       "");
+	in = find_trans(ps, TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE_WAIT, false);
+	out = find_trans(ps, TCPTRACE_CLOSE_WAIT, -1, false);
+	if (in && out && out->ts_ns >= in->ts_ns) {
+		format_duration(d, sizeof(d), out->ts_ns - in->ts_ns);
+		printf("  passive close: the %s, after %s in CLOSE_WAIT\n", p,
+		       d);
+	} else if (in) {
+		printf("  passive close: the %s, in CLOSE_WAIT at the end\n",
+		       p);
+	} else if (!ps && to_time_wait(as)) {
+		printf("  passive close: the %s (its FIN came)\n", p);
+	}
+	if (pd->late_known && pd->late)
+		printf("  half-close: the %s sent %u byte%s in CLOSE_WAIT, after the %s's FIN\n",
+		       p, pd->late, pd->late == 1 ? "" : "s", a);
+}
+
+/* How the connection closed, in words, from the records alone. */
+static void ladder_outcome(struct ladder *l)
+{
+	const struct tcptrace_record *ab[2];
+	const struct sock *s;
+	char d[32];
+	int i, first;
+	bool open = false;
+
+	for (i = 0; i < 2; i++) {
+		outcome_connect(l, i);
+		s = l->end[i].s;
+		if (s && !s->closed)
+			open = true;
+		ab[i] = first_abort(s);
+	}
+	if (l->simultaneous) {
+		printf("  simultaneous close: each end sent its FIN before the other's came (FIN_WAIT1 -> CLOSING); then TIME_WAIT, which is not traced\n");
+	} else if (l->active >= 0) {
+		outcome_close(l);
+	} else if (ab[0] || ab[1]) {
+		first = ab[0] && ab[1] ? ab[1]->ts_ns < ab[0]->ts_ns :
+			ab[0] ? 0 : 1;
+		format_state(d, sizeof(d), ab[first]->ev.oldstate);
+		if (ab[first]->ctx == TCPTRACE_CTX_TASK && ab[!first])
+			printf("  reset: the %s aborted, %s -> CLOSE in task context with no FIN: it sent a RST; the other end closed when it came\n",
+			       l->end[first].role, d);
+		else if (ab[first]->ctx == TCPTRACE_CTX_TASK)
+			printf("  reset: the %s went %s -> CLOSE in task context with no FIN: it aborted (sending a RST), or a RST from the peer was processed on its task\n",
+			       l->end[first].role, d);
+		else
+			printf("  reset: the %s went %s -> CLOSE with no FIN, on a RST (or a timeout)%s\n",
+			       l->end[first].role, d,
+			       ab[!first] ? "; so did the other end" : "");
+	}
+	if (open)
+		printf("  still open when the records end\n");
+	for (i = 0; i < 2; i++) {
+		s = l->end[i].s;
+		if (s && s->lost_while_open)
+			printf("  transitions were lost while the %s was open: this ladder may lack some\n",
+			       l->end[i].role);
+		if (s && s->recs_dropped)
+			printf("  %u more transition%s of the %s not drawn\n",
+			       s->recs_dropped, s->recs_dropped == 1 ? "" : "s",
+			       l->end[i].role);
+	}
+}
+
+/* 0 for a client, 2 for an accepted socket, 1 if it is not known. */
+static int role_rank(const struct sock *s)
+{
+	if (find_trans(s, -1, TCPTRACE_SYN_SENT, false) ||
+	    find_trans(s, TCPTRACE_SYN_SENT, -1, false))
+		return 0;
+	if (find_trans(s, -1, TCPTRACE_SYN_RECV, false) ||
+	    find_trans(s, TCPTRACE_SYN_RECV, -1, false))
+		return 2;
+	return 1;
+}
+
+static void ladder_print(const struct sock *a, const struct sock *b)
+{
+	static const char *const left_role[] = { "client", "socket", "client" };
+	static const char *const right_role[] = { "server", "peer", "server" };
+	struct ladder l;
+	const struct sock *t;
+	char la[80] = "?", ra[80] = "?", state[16];
+	unsigned int k[2] = { 0, 0 };
+	int i, side, rank;
+
+	memset(&l, 0, sizeof(l));
+	/* The client on the left; alone, an accepted socket on the right. */
+	if (b && (role_rank(b) < role_rank(a) ||
+		  (role_rank(b) == role_rank(a) && b->seq < a->seq))) {
+		t = a;
+		a = b;
+		b = t;
+	}
+	rank = role_rank(a);
+	if (!b && rank == 2) {
+		l.end[1].s = a;
+	} else {
+		l.end[0].s = a;
+		l.end[1].s = b;
+		if (b && rank == 1 && role_rank(b) == 2)
+			rank = 0;
+	}
+	l.end[0].role = left_role[rank];
+	l.end[1].role = right_role[rank];
+	l.dir[0].name = 'x';
+	l.dir[1].name = 'y';
+	ladder_closer(&l);
+	for (i = 0; i < 2; i++) {
+		l.dir[i].fin_name = l.active < 0 ? "uw"[i] :
+				    l.active == i ? 'u' : 'w';
+		ladder_isn(&l, i);
+		ladder_fin(&l, i);
+	}
+	for (i = 0; i < 2; i++)
+		ladder_data(&l, i);
+
+	if (!end_addrs(l.end[0].s, la, ra, sizeof(la)))
+		end_addrs(l.end[1].s, ra, la, sizeof(la));
+	if (st.nr_ladders++)
+		putchar('\n');
+	printf("=== %s %s -> %s %s", l.end[0].role, la, l.end[1].role, ra);
+	t = l.end[0].s ? l.end[0].s : l.end[1].s;
+	if (t->netns)
+		printf(", netns %u", t->netns);
+	putchar('\n');
+	end_line(&l, 0);
+	end_line(&l, 1);
+	printf("%-*s %-12s  %-*s %s\n",
+	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH,
+	       env.timestamp ? "TIME" : "TIME(s)", rank == 1 ? "SOCKET" :
+	       "CLIENT", ARROW_WIDTH, "", rank == 1 ? "PEER" : "SERVER");
+
+	/* Rows in time order; a socket first seen mid-life says so. */
+	for (;;) {
+		const struct tcptrace_record *r0 = NULL, *r1 = NULL, *r;
+		const struct tcptrace_event *ev;
+
+		if (l.end[0].s && k[0] < l.end[0].s->nr_recs)
+			r0 = &l.end[0].s->recs[k[0]];
+		if (l.end[1].s && k[1] < l.end[1].s->nr_recs)
+			r1 = &l.end[1].s->recs[k[1]];
+		if (!r0 && !r1)
+			break;
+		side = !r0 || (r1 && r1->ts_ns < r0->ts_ns);
+		r = side ? r1 : r0;
+		ev = &r->ev;
+		t = l.end[side].s;
+		if (ev->oldstate != TCPTRACE_CLOSE &&
+		    !(ev->oldstate == TCPTRACE_LISTEN &&
+		      ev->newstate == TCPTRACE_SYN_RECV) &&
+		    (!k[side] ||
+		     t->recs[k[side] - 1].ev.newstate != ev->oldstate)) {
+			/* It entered the old state when no record shows. */
+			format_state(state, sizeof(state), ev->oldstate);
+			ladder_row(&l, "?", side, state, SEG_NR, 0);
+		}
+		ladder_event(&l, side, r);
+		k[side]++;
+	}
+	legend(&l);
+	ladder_outcome(&l);
+}
+
+/* Print the ladder of @s (and its peer) and forget them. */
+static void ladder_flush(struct sock *s, const char *why)
+{
+	struct sock *p = s->peer;
+
+	if (!s->listener && (s->nr_recs || (p && p->nr_recs))) {
+		ladder_print(s, p);
+		if (why)
+			printf("  %s\n", why);
+	}
+	if (p)
+		sock_free(p);
+	sock_free(s);
+}
+
+/* Keep a transition for the ladder, and pair the socket with its peer. */
+static void ladder_add(struct sock *s, const struct tcptrace_record *rec)
+{
+	const struct tcptrace_event *ev = &rec->ev;
+	struct sock *o;
+	unsigned int b;
+
+	if (s->listener)
+		return;
+	if (s->nr_recs == s->cap_recs && s->cap_recs < LADDER_MAX_RECS) {
+		/* Most connections make 5 or 6 transitions a side. */
+		unsigned int cap = s->cap_recs ? s->cap_recs * 2 : 8;
+		struct tcptrace_record *recs;
+
+		if (cap > LADDER_MAX_RECS)
+			cap = LADDER_MAX_RECS;
+		recs = realloc(s->recs, cap * sizeof(*recs));
+		if (recs) {
+			s->recs = recs;
+			s->cap_recs = cap;
+		}
+	}
+	if (s->nr_recs < s->cap_recs)
+		s->recs[s->nr_recs++] = *rec;
+	else
+		s->recs_dropped++;
+
+	if (s->keyed || s->peer || !ev->lport || !ev->rport ||
+	    !addr16(ev, true, s->key_l) || !addr16(ev, false, s->key_r))
+		return;
+	s->key_lport = ev->lport;
+	s->key_rport = ev->rport;
+	/* The peer is the unpaired socket with the mirrored 4-tuple. */
+	b = tuple_hash(s->netns, s->key_l, s->key_lport, s->key_r,
+		       s->key_rport);
+	for (o = st.tuples[b]; o; o = o->tuple_next) {
+		if (o != s && o->netns == s->netns && !o->peer &&
+		    o->key_lport == s->key_rport &&
+		    o->key_rport == s->key_lport &&
+		    !memcmp(o->key_l, s->key_r, 16) &&
+		    !memcmp(o->key_r, s->key_l, 16)) {
+			tuple_unlink(o);
+			o->peer = s;
+			s->peer = o;
+			return;
+		}
+	}
+	s->keyed = true;
+	s->tuple_next = st.tuples[b];
+	st.tuples[b] = s;
+}
+
+/* A socket entered CLOSE: its ladder is done once its peer's is. */
+static void ladder_closed(struct sock *s)
+{
+	s->closed = true;
+	if (s->listener) {
+		sock_free(s);
+		return;
+	}
+	if (s->peer && !s->peer->closed)
+		return;
+	ladder_flush(s, NULL);
+}
+
+static int sock_seq_cmp(const void *a, const void *b)
+{
+	const struct sock *x = *(const struct sock *const *)a;
+	const struct sock *y = *(const struct sock *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* At the end: the connections still open, in the order first seen. */
+static void ladder_flush_all(void)
+{
+	struct sock **v, *s;
+	unsigned int n = 0, i;
+
+	v = calloc(st.nr_socks + 1, sizeof(*v));
+	if (!v) {
+		warn("out of memory");
+		return;
+	}
+	for (s = st.oldest; s; s = s->newer)
+		if (!s->peer || s->seq < s->peer->seq)
+			v[n++] = s;
+	if (n)
+		qsort(v, n, sizeof(*v), sock_seq_cmp);
+	for (i = 0; i < n; i++)
+		ladder_flush(v[i], NULL);
+	free(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                          */
+
+static int trans_cmp(const void *a, const void *b)
+{
+	const struct trans_count *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? 1 : -1;
+	if (x->old != y->old)
+		return x->old - y->old;
+	return x->new - y->new;
+}
+
+static void print_stars(unsigned long long v, unsigned long long max,
+			int width)
+{
+	int stars = max ? (int)(v * width / max) : 0, i;
+
+	for (i = 0; i < width; i++)
+		putchar(i < stars ? '*' : ' ');
+}
+
+/* A log2 histogram, laid out as libbpf-tools lay theirs. */
+static void print_hist(const char *title, const struct hist *h)
+{
+	int i, max_slot = -1, width;
+	unsigned long long max = 0, lo, hi;
+
+	printf("\n%s: %llu\n", title, h->n);
+	for (i = 0; i < 64; i++) {
+		if (h->slot[i]) {
+			max_slot = i;
+			if (h->slot[i] > max)
+				max = h->slot[i];
+		}
+	}
+	if (max_slot < 0)
+		return;
+	width = max_slot <= 32 ? 10 : 20;
+	printf("%*s%-*s : count    distribution\n", max_slot <= 32 ? 5 : 15,
+	       "", max_slot <= 32 ? 19 : 29, "usecs");
+	for (i = 0; i <= max_slot; i++) {
+		lo = i ? 1ULL << i : 0;
+		hi = (2ULL << i) - 1;
+		printf("%*llu -> %-*llu : %-8llu |", width, lo, width, hi,
+		       h->slot[i]);
+		print_stars(h->slot[i], max, 40);
+		printf("|\n");
+	}
+}
+
+static void print_stats(void)
+{
+	unsigned int i;
+	char a[16], b[16], name[40];
+
+	if (st.nr_trans)
+		qsort(st.trans, st.nr_trans, sizeof(*st.trans), trans_cmp);
+	printf("%-32s %12s\n", "TRANSITION", "COUNT");
+	for (i = 0; i < st.nr_trans; i++) {
+		format_state(a, sizeof(a), st.trans[i].old);
+		format_state(b, sizeof(b), st.trans[i].new);
+		snprintf(name, sizeof(name), "%s -> %s", a, b);
+		printf("%-32s %12llu\n", name, st.trans[i].n);
+	}
+	printf("%-32s %12llu\n", "total", st.nr_transitions);
+	printf("%-32s %12llu\n", "lost", st.nr_lost);
+	for (i = 0; i < st.nr_losses; i++) {
+		snprintf(name, sizeof(name), "  lost on CPU %u",
+			 st.losses[i].cpu);
+		printf("%-32s %12llu\n", name, st.losses[i].n);
+	}
+	print_hist("handshake: connect() to ESTABLISHED, client sockets",
+		   &st.handshake);
+	print_hist("time in CLOSE_WAIT: the peer's FIN to our close()",
+		   &st.close_wait);
+	print_hist("lifetime: connect() or birth from a listener, to CLOSE",
+		   &st.lifetime);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading and dispatching records                                     */
+
+static void note_loss(const struct tcptrace_record *rec)
+{
+	struct cpu_loss *l;
+	struct sock *s;
+	unsigned int i;
+
+	st.nr_lost += rec->loss.count;
+	for (i = 0; i < st.nr_losses; i++) {
+		if (st.losses[i].cpu == rec->cpu) {
+			st.losses[i].n += rec->loss.count;
+			goto mark;
+		}
+	}
+	l = realloc(st.losses, (st.nr_losses + 1) * sizeof(*l));
+	if (l) {
+		st.losses = l;
+		l[st.nr_losses].cpu = rec->cpu;
+		l[st.nr_losses].n = rec->loss.count;
+		st.nr_losses++;
+	}
+mark:
+	for (s = st.oldest; s && env.format == FMT_LADDER; s = s->newer)
+		s->lost_while_open = true;
+}
+
+/*
+ * One record: filter it, learn from it, print it.  False when it was a
+ * transition the filter rejected (and is not to be written out).
+ */
+static bool process(const struct tcptrace_record *rec,
+		    const struct source *src)
+{
+	struct view v;
+
+	switch (rec->type) {
+	case TCPTRACE_REC_STATE:
+		if (!filter_match(rec)) {
+			st.nr_filtered++;
+			return false;
+		}
+		st.nr_transitions++;
+		note_first_ts(rec->ts_ns);
+		track(rec, &v, false);
+		switch (env.format) {
+		case FMT_TABLE:
+			table_transition(rec, &v, src);
+			break;
+		case FMT_JSON:
+			json_transition(rec, &v, src);
+			break;
+		case FMT_CSV:
+			csv_transition(rec, &v, src);
+			break;
+		default:
+			break;
+		}
+		track(rec, &v, true);
+		return true;
+	case TCPTRACE_REC_LOST:
+		note_first_ts(rec->ts_ns);
+		note_loss(rec);
+		switch (env.format) {
+		case FMT_TABLE:
+		case FMT_LADDER:
+			print_loss_line(rec);
+			break;
+		case FMT_JSON:
+			json_loss(rec, src);
+			break;
+		case FMT_CSV:
+			csv_loss(rec, src);
+			break;
+		default:
+			break;
+		}
+		return true;
+	default:
+		st.nr_unknown++;
+		note_first_ts(rec->ts_ns);
+		switch (env.format) {
+		case FMT_TABLE:
+			table_unknown(rec, src);
+			break;
+		case FMT_JSON:
+			json_unknown(rec, src);
+			break;
+		case FMT_CSV:
+			csv_unknown(rec, src);
+			break;
+		default:
+			break;
+		}
+		return true;
+	}
+}
+
+/*
+ * Wait until the device has records or the --duration is over; false at
+ * the end (the time is up, or a signal).
+ */
+static bool wait_for_records(const struct source *src, __s64 deadline)
+{
+	struct pollfd pfd = { .fd = src->fd, .events = POLLIN };
+	__s64 left;
+	int r;
+
+	for (;;) {
+		left = deadline - monotonic_ns();
+		if (left <= 0 || exiting)
+			return false;
+		r = poll(&pfd, 1, (int)((left + 999999) / 1000000));
+		if (r > 0)
+			return true;
+		if (r < 0 && errno != EINTR) {
+			warn("%s: poll: %s", src->name, strerror(errno));
+			return false;
+		}
+	}
+}
+
+/*
+ * Read records from @src until its end, a signal, --count or --duration,
+ * and print them, or write them to @out_fd if it is not -1.
  */
 static int run(struct source *src, int out_fd)
 {
 	bool drain_live = env.drain && !src->capture;
-	__u64 drain_until = 0;
+	__s64 drain_until = 0, deadline = 0;
+	size_t i, nr, want, keep;
 	bool past_start;
-	struct timespec ts;
-	size_t i, nr, want;
 	ssize_t n;
 
 	/*
 	 * --drain takes what was buffered when it started: under a steady
 	 * stream the buffers never run dry, so stop at records made later.
 	 */
-	if (drain_live) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		drain_until = timespec_ns(&ts);
-	}
+	if (drain_live)
+		drain_until = monotonic_ns();
+	if (env.duration_ns)
+		deadline = monotonic_ns() + env.duration_ns;
 
 	while (!exiting) {
 		/* Never take from the device what --count leaves unused. */
 		want = READ_RECORDS;
-		if (env.count && env.count - nr_transitions < want)
-			want = env.count - nr_transitions;
+		if (env.count && env.count - st.nr_transitions < want)
+			want = env.count - st.nr_transitions;
 
+		if (!src->capture && env.duration_ns &&
+		    !wait_for_records(src, deadline))
+			break;
 		if (src->capture)
 			n = read_full(src->fd, records, want * RECORD_SIZE);
 		else
@@ -989,25 +3536,22 @@ static int run(struct source *src, int out_fd)
 
 		nr = n / RECORD_SIZE;
 		past_start = false;
+		keep = 0;
 		for (i = 0; i < nr; i++) {
-			if (drain_live && records[i].ts_ns > drain_until)
+			if (drain_live && records[i].ts_ns > (__u64)drain_until)
 				past_start = true;
-			if (records[i].type == TCPTRACE_REC_STATE)
-				nr_transitions++;
-			else if (records[i].type == TCPTRACE_REC_LOST)
-				nr_lost += records[i].loss.count;
-			if (out_fd < 0)
-				print_record(&records[i], src);
+			if (process(&records[i], src) && out_fd >= 0)
+				records[keep++] = records[i];
 		}
 		if (out_fd >= 0 &&
-		    write_full(out_fd, records, nr * RECORD_SIZE)) {
+		    write_full(out_fd, records, keep * RECORD_SIZE)) {
 			warn("%s: %s", env.write_path, strerror(errno));
 			return -1;
 		}
 
 		if (n % RECORD_SIZE) {
 			if (src->capture)
-				warn("%s: offset %llu: trailing partial record (%zu of %zu bytes)",
+				warn("%s: offset %llu: trailing partial record (%zu of %zu bytes): the capture is truncated",
 				     src->name, src->offset + nr * RECORD_SIZE,
 				     n % RECORD_SIZE, RECORD_SIZE);
 			else
@@ -1016,7 +3560,7 @@ static int run(struct source *src, int out_fd)
 			return -1;
 		}
 		src->offset += n;
-		if (env.count && nr_transitions >= env.count)
+		if (env.count && st.nr_transitions >= env.count)
 			break;
 		if (past_start)
 			break;
@@ -1030,15 +3574,53 @@ static void sig_handler(int sig)
 	exiting = 1;
 }
 
-int main(int argc, char **argv)
+static void print_summary(void)
+{
+	unsigned int i;
+
+	if (quiet)
+		return;
+	fprintf(stderr, "%llu transitions, %llu lost", st.nr_transitions,
+		st.nr_lost);
+	for (i = 0; i < st.nr_losses; i++)
+		fprintf(stderr, "%sCPU %u: %llu", i ? ", " : " (",
+			st.losses[i].cpu, st.losses[i].n);
+	if (st.nr_losses)
+		fputc(')', stderr);
+	if (st.nr_filtered)
+		fprintf(stderr, ", %llu filtered out", st.nr_filtered);
+	if (st.nr_unknown)
+		fprintf(stderr, ", %llu record%s of unknown type",
+			st.nr_unknown, st.nr_unknown == 1 ? "" : "s");
+	fputc('\n', stderr);
+}
+
+static void reset(void)
+{
+	socks_free();
+	free(st.losses);
+	free(st.trans);
+	memset(&st, 0, sizeof(st));
+	memset(&env, 0, sizeof(env));
+	memset(&filt, 0, sizeof(filt));
+	env.device = TCPTRACE_DEVICE;
+	exiting = 0;
+	optind = 0;
+}
+
+/* The whole program; the fuzzer calls it again and again. */
+static int tcptrace_read_main(int argc, char **argv)
 {
 	struct source src = { .fd = -1 };
 	struct sigaction sa = { .sa_handler = sig_handler };
+	struct tcptrace_info info;
 	int out_fd = -1, err = 1;
+	static bool line_buffered;
 
+	reset();
 	parse_args(argc, argv);
-	if (env.stats)
-		return print_stats(env.device) ? 1 : 0;
+	if (env.counters)
+		return counters_only();
 
 	/* No SA_RESTART: a signal ends a blocking read() with EINTR. */
 	sigemptyset(&sa.sa_mask);
@@ -1046,39 +3628,73 @@ int main(int argc, char **argv)
 		warn("sigaction: %s", strerror(errno));
 		return 1;
 	}
-	if (isatty(STDOUT_FILENO))
+	if (!line_buffered && isatty(STDOUT_FILENO))
 		setvbuf(stdout, NULL, _IOLBF, 0);
+	line_buffered = true;
 
 	if (env.read_path ? open_capture(&src, env.read_path) :
-			    open_live(&src))
+			    open_live(&src, &info))
 		goto cleanup;
-	if (env.write_path) {
+	ladder_src = &src;
+	if (env.format == FMT_CAPTURE) {
 		out_fd = create_capture(env.write_path, &src);
 		if (out_fd < 0)
 			goto cleanup;
-	} else {
-		print_header_row();
+	} else if (env.format == FMT_TABLE) {
+		table_header();
+	} else if (env.format == FMT_CSV) {
+		puts(CSV_FIELDS);
 	}
 
 	err = run(&src, out_fd) ? 1 : 0;
 
+	if (env.format == FMT_LADDER)
+		ladder_flush_all();
+	if (env.format == FMT_STATS) {
+		print_stats();
+		if (!src.capture) {
+			printf("\nmodule counters, %s:\n", src.name);
+			if (print_counters(src.fd, src.name, &info))
+				err = 1;
+		}
+	}
 	if (out_fd >= 0 && close(out_fd) && !err) {
 		warn("%s: %s", env.write_path, strerror(errno));
 		err = 1;
 	}
 	out_fd = -1;
 	if (fflush(stdout) || ferror(stdout)) {
-		warn("stdout: %s", strerror(errno));
+		warn("standard output: %s", strerror(errno));
+		clearerr(stdout);
 		err = 1;
 	}
-	fprintf(stderr, "%llu transitions, %llu lost\n", nr_transitions,
-		nr_lost);
+	print_summary();
+	if (st.nr_unknown && !err) {
+		warn("records of unknown type: a module newer than this reader, or a corrupt capture");
+		err = 1;
+	}
+	if (!err && st.nr_lost)
+		err = EXIT_LOST;
 
 cleanup:
 	if (out_fd >= 0)
 		close(out_fd);
-	if (src.fd >= 0)
+	if (src.fd >= 0) {
+		clear_filter(&src);
 		close(src.fd);
+	}
+	ladder_src = NULL;
 	socks_free();
+	free(st.losses);
+	free(st.trans);
+	st.losses = NULL;
+	st.trans = NULL;
 	return err;
 }
+
+#ifndef TCPTRACE_READ_NO_MAIN
+int main(int argc, char **argv)
+{
+	return tcptrace_read_main(argc, argv);
+}
+#endif

@@ -15,7 +15,8 @@
  *		capture item comes first.  truncate= writes only its first
  *		BYTES and ends the file there.
  *	state	ts= cpu= ctx=task|softirq|hardirq|nmi|N netns= type=1
- *		pid= tgid=(pid) comm= sock= af=inet|inet6|N
+ *		pid= tgid=(pid) comm=(\xNN escapes a byte) sock=
+ *		af=inet|inet6|N
  *		old=STATE new=STATE flags=addr_unset,seq_unset,id_unset|N
  *		la=ADDR lp= ra=ADDR rp= una= nxt= rcv= wseq=
  *		acked= rcvd= retrans= srtt=
@@ -32,6 +33,7 @@
 #define _GNU_SOURCE
 #define __SANE_USERSPACE_TYPES__	/* __u64 is unsigned long long everywhere */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -194,6 +196,27 @@ static void set_capture(const char *key, const char *v)
 	}
 }
 
+/* Copy @v into @out (at most @max bytes), decoding \xNN escapes. */
+static void unescape(const char *key, const char *v, char *out, size_t max)
+{
+	size_t n = 0;
+	char hex[3] = { 0 };
+
+	while (*v && n < max) {
+		if (v[0] == '\\' && v[1] == 'x') {
+			if (!isxdigit((unsigned char)v[2]) ||
+			    !isxdigit((unsigned char)v[3]))
+				die("bad \\x escape in '%s'", key);
+			hex[0] = v[2];
+			hex[1] = v[3];
+			out[n++] = strtoul(hex, NULL, 16);
+			v += 4;
+		} else {
+			out[n++] = *v++;
+		}
+	}
+}
+
 static void set_state(struct item *it, const char *key, const char *v)
 {
 	struct tcptrace_record *r = &it->rec;
@@ -222,7 +245,7 @@ static void set_state(struct item *it, const char *key, const char *v)
 		ev->tgid = number(key, v, 0xffffffff);
 		it->tgid_set = true;
 	} else if (!strcmp(key, "comm")) {
-		strncpy(ev->comm, v, sizeof(ev->comm) - 1);
+		unescape(key, v, ev->comm, sizeof(ev->comm) - 1);
 	} else if (!strcmp(key, "sock")) {
 		ev->sock_id = number(key, v, ~0ULL);
 	} else if (!strcmp(key, "af")) {
