@@ -10,7 +10,9 @@
 #	make reader		the reader, userspace/build/tcptrace-read
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
-KVERS ?= 6.1 6.12
+# Kernels make check runs the selftests on; debug is scripts/debug-kernel's
+# (built once, about 8 minutes here; its run takes about 11).
+KVERS ?= 6.1 6.12 debug
 KVER ?= 6.12
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
@@ -33,6 +35,11 @@ demo: setup
 check: setup
 	scripts/check $(KVERS)
 
+# Only the debug kernel (KASAN, UBSAN, lockdep, kmemleak, DEBUG_LIST), or
+# only Debian's: make check KVERS="6.1 6.12".
+check-debug: setup
+	scripts/check debug
+
 style: setup
 	scripts/style
 
@@ -46,4 +53,4 @@ clean:
 	rm -f module/*.o module/*.ko module/*.mod* module/.*.cmd \
 	      module/modules.order .*.cmd Module.symvers modules.order
 
-.PHONY: all module reader setup demo check style bench clean
+.PHONY: all module reader setup demo check check-debug style bench clean
