@@ -29,10 +29,10 @@ module_param(watermark_pct, uint, 0444);
 MODULE_PARM_DESC(watermark_pct,
 		 "Wake a waiting reader when a CPU's buffer is this full, in percent, 1 to 100 (default 50)");
 
-static unsigned int wakeup_ms = 10;
+static unsigned int wakeup_ms = 50;
 module_param(wakeup_ms, uint, 0444);
 MODULE_PARM_DESC(wakeup_ms,
-		 "Longest time records below the watermark wait for a waiting reader, in ms, 1 to 1000 (default 10)");
+		 "Longest time records below the watermark wait for a waiting reader, in ms, 1 to 1000 (default 50)");
 
 unsigned int tcptrace_buffer_records;
 unsigned int tcptrace_watermark;
@@ -82,6 +82,11 @@ static int __init tcptrace_init(void)
 		       tcptrace_buffer_records, num_possible_cpus());
 		return ret;
 	}
+
+	/* DEBUG builds only: test the ring, measure the probe, reset. */
+	ret = tcptrace_selftest();
+	if (ret)
+		goto err_free_bufs;
 
 	ret = tcptrace_probe_attach();
 	if (ret)

@@ -224,10 +224,47 @@ static void tcptrace_probe(void *data, const struct sock *sk,
 	tcptrace_buf_end(b);
 }
 
+/* The probe as the tracepoint calls it, through a pointer; for selftest.c. */
+tcptrace_probe_t tcptrace_probe_fn = tcptrace_probe;
+
 static void tcptrace_find_tp(struct tracepoint *tp, void *priv)
 {
 	if (!strcmp(tp->name, TCPTRACE_TP_NAME))
 		*(struct tracepoint **)priv = tp;
+}
+
+/**
+ * tcptrace_other_probe() - another probe on the tracepoint, for selftest.c
+ * @fn: set to its function.
+ * @data: set to its data.
+ *
+ * When ftrace's event sock:inet_sock_set_state is enabled, its probe is
+ * there, and the self-test times it as it times ours.
+ *
+ * Context: process context; the caller keeps the other probe attached.
+ * Return: whether there is one.
+ */
+bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data)
+{
+	struct tracepoint_func *f;
+	bool found = false;
+
+	if (!tcptrace_tp)
+		for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
+	if (!tcptrace_tp)
+		return false;
+	rcu_read_lock_sched();
+	f = rcu_dereference_sched(tcptrace_tp->funcs);
+	for (; f && f->func; f++) {
+		if (f->func != tcptrace_probe) {
+			*fn = f->func;
+			*data = f->data;
+			found = true;
+			break;
+		}
+	}
+	rcu_read_unlock_sched();
+	return found;
 }
 
 /**
@@ -241,7 +278,8 @@ int tcptrace_probe_attach(void)
 {
 	int ret;
 
-	for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
+	if (!tcptrace_tp)
+		for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
 	if (!tcptrace_tp) {
 		pr_err("this kernel has no tracepoint sock:%s\n",
 		       TCPTRACE_TP_NAME);

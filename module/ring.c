@@ -76,17 +76,64 @@ int tcptrace_bufs_alloc(unsigned int records)
 
 	for_each_possible_cpu(cpu) {
 		struct tcptrace_buf *b = per_cpu_ptr(tcptrace_bufs, cpu);
+		struct tcptrace_record *slots;
 
 		/* Fail quietly rather than call the OOM killer. */
-		b->slots = kvzalloc_node(size, GFP_KERNEL | __GFP_NOWARN |
-					 __GFP_RETRY_MAYFAIL, cpu_to_node(cpu));
-		if (!b->slots) {
+		slots = kvzalloc_node(size, GFP_KERNEL | __GFP_NOWARN |
+				      __GFP_RETRY_MAYFAIL, cpu_to_node(cpu));
+		if (!slots) {
 			tcptrace_bufs_free();
 			return -ENOMEM;
 		}
-		b->mask = records - 1;
+		tcptrace_buf_init(b, slots, records);
 	}
 	return 0;
+}
+
+/**
+ * tcptrace_buf_init() - make @b an empty buffer over @slots
+ * @b: the buffer; its wake-up work is left as it is.
+ * @slots: @records slots.
+ * @records: a power of two.
+ *
+ * Context: process context, no writer or reader on @b.
+ */
+void tcptrace_buf_init(struct tcptrace_buf *b, struct tcptrace_record *slots,
+		       unsigned int records)
+{
+	local_set(&b->head, 0);
+	local_set(&b->nest, 0);
+	b->commit = 0;
+	local64_set(&b->recorded, 0);
+	local64_set(&b->lost, 0);
+	local64_set(&b->filtered, 0);
+	atomic64_set(&b->loss_claimed, 0);
+	b->last_drop_ns = 0;
+	b->birth_sk = NULL;
+	b->slots = slots;
+	b->mask = records - 1;
+	b->tail = 0;
+	b->delivered = 0;
+	b->discarded = 0;
+	b->lost_reported = 0;
+	b->carried_loss = 0;
+	b->carried_ns = 0;
+}
+
+/**
+ * tcptrace_bufs_reset() - every buffer empty, every counter zero
+ *
+ * Context: process context, with the probe detached and no reader.
+ */
+void tcptrace_bufs_reset(void)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct tcptrace_buf *b = per_cpu_ptr(tcptrace_bufs, cpu);
+
+		tcptrace_buf_init(b, b->slots, b->mask + 1);
+	}
 }
 
 /**

@@ -80,6 +80,9 @@ bool tcptrace_bufs_readable(void);
 bool tcptrace_bufs_losing(void);
 void tcptrace_bufs_clear(void);
 void tcptrace_buf_stats(unsigned int cpu, struct tcptrace_cpu_stats *st);
+void tcptrace_buf_init(struct tcptrace_buf *b, struct tcptrace_record *slots,
+		       unsigned int records);
+void tcptrace_bufs_reset(void);
 
 extern struct tcptrace_buf __percpu *tcptrace_bufs;
 
@@ -95,6 +98,20 @@ void tcptrace_filter_free(void);
 /* probe.c */
 int tcptrace_probe_attach(void);
 void tcptrace_probe_detach(void);
+typedef void (*tcptrace_probe_t)(void *data, const struct sock *sk,
+				 int oldstate, int newstate);
+extern tcptrace_probe_t tcptrace_probe_fn;
+bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data);
+
+/* selftest.c, in DEBUG builds only (TCPTRACE_DEBUG=y) */
+#ifdef DEBUG
+int tcptrace_selftest(void);
+#else
+static inline int tcptrace_selftest(void)
+{
+	return 0;
+}
+#endif
 
 /* dev.c */
 int tcptrace_dev_register(void);

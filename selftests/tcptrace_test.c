@@ -433,6 +433,43 @@ do {									\
 	}								\
 } while (0)
 
+/*
+ * The kernel addresses of the sockets on @port, from /proc/net/tcp{,6}: the
+ * twelfth field is the struct sock pointer.  They are real addresses only
+ * when the kernel was booted with no_hash_pointers; else they are hashed.
+ */
+static int proc_sk_addrs(uint16_t port, uint64_t *addrs, int max)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char line[512], want[8];
+	int n = 0;
+	size_t i;
+
+	snprintf(want, sizeof(want), ":%04X", port);
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "r");
+
+		if (!f)
+			continue;
+		while (n < max && fgets(line, sizeof(line), f)) {
+			char *tok, *save = NULL;
+			int field = 0;
+			bool ours = false;
+
+			for (tok = strtok_r(line, " \t\n", &save); tok;
+			     tok = strtok_r(NULL, " \t\n", &save)) {
+				field++;
+				if ((field == 2 || field == 3) && strstr(tok, want))
+					ours = true;
+				if (field == 12 && ours)
+					addrs[n++] = strtoull(tok, NULL, 16);
+			}
+		}
+		fclose(f);
+	}
+	return n;
+}
+
 static bool addr_is(const struct tcptrace_event *ev, const uint8_t *addr,
 		    int family)
 {
@@ -454,7 +491,9 @@ TEST_F(conn, client_closes_first)
 {
 	const size_t n = 1000, m = 3000;	/* bytes C -> S, S -> C */
 	const struct tcptrace_record *l[8], *c[8], *s[8];
+	uint64_t sk_addrs[8];
 	uint32_t cw, cr, sw, sr, x, y;
+	int nsk, k;
 	uint64_t ids[3];
 	size_t nl, nc, ns, i;
 	int lfd, cfd, sfd;
@@ -486,6 +525,7 @@ TEST_F(conn, client_closes_first)
 
 	ASSERT_EQ(0, xfer(cfd, sfd, n));
 	ASSERT_EQ(0, xfer(sfd, cfd, m));
+	nsk = proc_sk_addrs(port, sk_addrs, 8);
 	ASSERT_EQ(0, close(cfd));
 	ASSERT_EQ(0, recv(sfd, comm + 15, 1, 0));	/* the client's FIN */
 	ASSERT_EQ(0, close(sfd));
@@ -498,6 +538,21 @@ TEST_F(conn, client_closes_first)
 	EXPECT_STEPS(l, nl, listener_steps);
 	EXPECT_STEPS(c, nc, client_steps);
 	EXPECT_STEPS(s, ns, child_steps);
+
+	/* No record holds the address of any of these sockets. */
+	if (nsk < 3 || !tc_kernel_pointer(sk_addrs[0])) {
+		TH_LOG("socket addresses hashed (boot with no_hash_pointers to compare)");
+	} else {
+		for (i = 0; i < self->t.nr; i++) {
+			for (k = 0; k < nsk; k++) {
+				EXPECT_EQ(NULL, memmem(&self->t.rec[i],
+						       REC_SIZE, &sk_addrs[k],
+						       sizeof(sk_addrs[k])))
+					TH_LOG("record %zu holds %#llx", i,
+					       (unsigned long long)sk_addrs[k]);
+			}
+		}
+	}
 
 	/* Timestamps: read() merges the CPUs in time order. */
 	for (i = 1; i < self->t.nr; i++) {
@@ -1281,6 +1336,54 @@ TEST_F(dev, ioctl_arguments)
 	EXPECT_EQ(-1, ioctl(self->fd, _IOR(TCPTRACE_IOC_MAGIC, 0x01, int), map));
 	EXPECT_EQ(ENOTTY, errno);
 	ASSERT_EQ(0, munmap(map, page));
+}
+
+/* rmmod is refused while a reader sleeps in poll(), which then still works. */
+TEST_F(dev, rmmod_while_polling)
+{
+	uint16_t port = closed_port(AF_INET);
+	char wchan[64] = "", path[64];
+	int status, fd, i;
+	pid_t pid;
+	FILE *f;
+
+	close(self->fd);
+	self->fd = -1;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct pollfd pfd = { .events = POLLIN };
+
+		pfd.fd = open(TCPTRACE_DEVICE, O_RDONLY | O_NONBLOCK);
+		if (pfd.fd < 0 || dev_reset(pfd.fd))
+			_exit(2);
+		/* Woken by the record made after the rmmod attempt. */
+		_exit(poll(&pfd, 1, WAIT_MS) == 1 && pfd.revents == POLLIN ?
+		      0 : 1);
+	}
+	/* Wait until it sleeps in poll. */
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	for (i = 0; i < 100; i++) {
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(wchan, sizeof(wchan), f))
+				wchan[0] = '\0';
+			fclose(f);
+		}
+		if (strstr(wchan, "poll"))
+			break;
+		usleep(50000);
+	}
+	EXPECT_NE(NULL, strstr(wchan, "poll")) TH_LOG("wchan %s", wchan);
+	EXPECT_NE(0, system("rmmod tcptrace 2>/dev/null"));
+	fd = open(TCPTRACE_DEVICE, O_RDONLY);	/* still there, still busy */
+	EXPECT_EQ(-1, fd);
+	EXPECT_EQ(EBUSY, errno);
+	ASSERT_NE(0, refused_connect(port));
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	self->fd = open_dev();
+	ASSERT_LE(0, self->fd);
 }
 
 /* No write(), no mmap(): clear errors, not surprises. */
