@@ -21,6 +21,31 @@
 #endif
 
 /*
+ * tcp:tcp_send_reset gained the reason of the reset in 6.10: the prototype
+ * of a probe on it.
+ */
+#ifdef TCPTRACE_HAVE_RST_REASON
+#include <net/rstreason.h>
+#define TCPTRACE_SEND_RESET_PROBE(name)					\
+	void name(void *data, const struct sock *sk,			\
+		  const struct sk_buff *skb, const enum sk_rst_reason reason)
+#else
+#define TCPTRACE_SEND_RESET_PROBE(name)					\
+	void name(void *data, const struct sock *sk,			\
+		  const struct sk_buff *skb)
+#endif
+
+/*
+ * The function that hands a connection over to a timewait socket, (tw, sk,
+ * ...), kprobed by timewait.c: renamed when it took over scheduling in 6.10.
+ */
+#ifdef TCPTRACE_HAVE_TW_HASHDANCE_SCHEDULE
+#define TCPTRACE_TW_HANDOVER_FN	"inet_twsk_hashdance_schedule"
+#else
+#define TCPTRACE_TW_HANDOVER_FN	"inet_twsk_hashdance"
+#endif
+
+/*
  * The socket cookie (SO_COOKIE, ss -e, bpf_get_socket_cookie()) is made on
  * first use by __sock_gen_cookie(), which is not exported to modules;
  * sock_diag_save_cookie() is, from 4.x to now.  Both only set sk_cookie,

@@ -134,6 +134,7 @@ static long tcptrace_ioc_info(struct tcptrace_info __user *uinfo)
 		.nr_cpus = nr_cpu_ids,
 		.buffer_records = tcptrace_buffer_records,
 		.clock = CLOCK_MONOTONIC,
+		.hooks = tcptrace_hooks,
 	};
 
 	strscpy(info.version, TCPTRACE_VERSION, sizeof(info.version));

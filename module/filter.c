@@ -48,6 +48,8 @@ static bool filter_valid(const struct tcptrace_filter *f)
 		return false;
 	if (memchr_inv(f->reserved, 0, sizeof(f->reserved)))
 		return false;
+	if (f->flags & ~TCPTRACE_FILTER_FLAGS)
+		return false;
 	if ((f->old_states | f->new_states) & ~TCPTRACE_STATES_VALID)
 		return false;
 	return ranges_valid(f->ports, f->nr_ports) &&
@@ -132,24 +134,26 @@ static u32 state_bit(int state)
 }
 
 /**
- * tcptrace_filter_match() - does a transition pass the filter?
+ * tcptrace_filter_match_tuple() - does a transition pass the filter?
  * @kf: the filter, from rcu_dereference_sched(tcptrace_filter).
- * @sk: the socket.
+ * @family: the socket's address family.
+ * @netns: inode number of its network namespace.
+ * @lport: local port, host byte order.
+ * @rport: remote port, host byte order.
  * @oldstate: state left.
  * @newstate: state entered.
  *
  * Context: the probe's: any, with preemption disabled.
  */
-bool tcptrace_filter_match(const struct tcptrace_kfilter *kf,
-			   const struct sock *sk, int oldstate, int newstate)
+bool tcptrace_filter_match_tuple(const struct tcptrace_kfilter *kf,
+				 u16 family, u32 netns, u16 lport, u16 rport,
+				 int oldstate, int newstate)
 {
 	const struct tcptrace_filter *f = &kf->uf;
-	u16 lport = ntohs(inet_sk(sk)->inet_sport);
-	u16 rport = ntohs(sk->sk_dport);
 
-	if (f->family && f->family != sk->sk_family)
+	if (f->family && f->family != family)
 		return false;
-	if (f->netns && f->netns != sock_net(sk)->ns.inum)
+	if (f->netns && f->netns != netns)
 		return false;
 	if (f->nr_ports && !port_in(lport, f->ports, f->nr_ports) &&
 	    !port_in(rport, f->ports, f->nr_ports))
@@ -163,4 +167,34 @@ bool tcptrace_filter_match(const struct tcptrace_kfilter *kf,
 	    !(f->new_states & state_bit(newstate)))
 		return false;
 	return true;
+}
+
+/**
+ * tcptrace_filter_match() - does a full socket's transition pass the filter?
+ * @kf: the filter, from rcu_dereference_sched(tcptrace_filter).
+ * @sk: the socket.
+ * @oldstate: state left.
+ * @newstate: state entered.
+ *
+ * Context: the probe's: any, with preemption disabled.
+ */
+bool tcptrace_filter_match(const struct tcptrace_kfilter *kf,
+			   const struct sock *sk, int oldstate, int newstate)
+{
+	return tcptrace_filter_match_tuple(kf, sk->sk_family,
+					   sock_net(sk)->ns.inum,
+					   ntohs(inet_sk(sk)->inet_sport),
+					   ntohs(sk->sk_dport),
+					   oldstate, newstate);
+}
+
+/**
+ * tcptrace_filter_events() - does the filter let event records through?
+ * @kf: the filter, from rcu_dereference_sched(tcptrace_filter).
+ *
+ * Context: the probe's: any, with preemption disabled.
+ */
+bool tcptrace_filter_events(const struct tcptrace_kfilter *kf)
+{
+	return !(kf->uf.flags & TCPTRACE_FILTER_NO_EVENTS);
 }

@@ -4,8 +4,10 @@
  * and acknowledgment numbers at that moment.
  *
  * Loading the module attaches a probe to the tracepoint
- * sock:inet_sock_set_state and starts recording into per-CPU buffers, like a
- * flight recorder; /dev/tcptrace hands the records to one reader.  See
+ * sock:inet_sock_set_state (and, unless told not to, probes to the tcp:
+ * tracepoints of resets and retransmissions and kprobes that see TIME_WAIT)
+ * and starts recording into per-CPU buffers, like a flight recorder;
+ * /dev/tcptrace hands the records to one reader.  See
  * Documentation/tcptrace.rst for the ABI and include/uapi/linux/tcptrace.h
  * for the record layout.
  *
@@ -34,6 +36,17 @@ module_param(wakeup_ms, uint, 0444);
 MODULE_PARM_DESC(wakeup_ms,
 		 "Longest time records below the watermark wait for a waiting reader, in ms, 1 to 1000 (default 50)");
 
+bool tcptrace_timewait = true;
+module_param_named(timewait, tcptrace_timewait, bool, 0444);
+MODULE_PARM_DESC(timewait,
+		 "Record connections entering and leaving TIME_WAIT, with why they leave; the exit needs kprobes (default Y)");
+
+bool tcptrace_causes = true;
+module_param_named(causes, tcptrace_causes, bool, 0444);
+MODULE_PARM_DESC(causes,
+		 "Record resets sent and received and retransmissions, which explain transitions (default Y)");
+
+u32 tcptrace_hooks;
 unsigned int tcptrace_buffer_records;
 unsigned int tcptrace_watermark;
 unsigned int tcptrace_wakeup_ms;
@@ -88,20 +101,30 @@ static int __init tcptrace_init(void)
 	if (ret)
 		goto err_free_bufs;
 
+	/* TIME_WAIT first: its marks must be there for the probe to find. */
+	if (tcptrace_timewait) {
+		ret = tcptrace_tw_attach();
+		if (ret)
+			goto err_free_bufs;
+	}
+
 	ret = tcptrace_probe_attach();
 	if (ret)
-		goto err_free_bufs;
+		goto err_detach_tw;
 
 	ret = tcptrace_dev_register();
 	if (ret)
 		goto err_detach_probe;
 
-	pr_info("%s: recording, %u records per CPU on %u CPUs\n",
-		TCPTRACE_VERSION, tcptrace_buffer_records, num_possible_cpus());
+	pr_info("%s: recording, %u records per CPU on %u CPUs, hooks 0x%x\n",
+		TCPTRACE_VERSION, tcptrace_buffer_records, num_possible_cpus(),
+		tcptrace_hooks);
 	return 0;
 
 err_detach_probe:
 	tcptrace_probe_detach();
+err_detach_tw:
+	tcptrace_tw_detach();
 err_free_bufs:
 	tcptrace_bufs_free();
 	return ret;
@@ -111,6 +134,7 @@ static void __exit tcptrace_exit(void)
 {
 	tcptrace_dev_unregister();
 	tcptrace_probe_detach();
+	tcptrace_tw_detach();
 	tcptrace_filter_free();
 	tcptrace_bufs_free();
 }

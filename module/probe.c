@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The probe on sock:inet_sock_set_state, which the kernel calls for every
- * state change of a TCP (and DCCP, SCTP, MPTCP) socket.  The tracepoint is
- * not exported to modules, so it is looked up by name and attached with
- * tracepoint_probe_register(), as samples/trace_events does.
+ * state change of a TCP (and DCCP, SCTP, MPTCP) socket, and those on the
+ * tcp: tracepoints that explain a transition (a reset, a retransmission).
+ * The tracepoints are not exported to modules, so they are looked up by name
+ * and attached with tracepoint_probe_register(), as samples/trace_events
+ * does.
  */
 
 #include <linux/irqflags.h>
@@ -17,10 +19,6 @@
 #include <net/tcp.h>
 #include <net/tcp_states.h>
 #include "tcptrace.h"
-
-#define TCPTRACE_TP_NAME	"inet_sock_set_state"
-
-static struct tracepoint *tcptrace_tp;
 
 /* The ABI numbers states as the kernel does. */
 static_assert((int)TCPTRACE_ESTABLISHED == TCP_ESTABLISHED);
@@ -39,7 +37,8 @@ static_assert((int)TCPTRACE_BOUND_INACTIVE == TCP_BOUND_INACTIVE);
 static_assert(sizeof(struct tcptrace_record) == 128);
 static_assert(sizeof_field(struct tcptrace_event, comm) == TASK_COMM_LEN);
 
-static enum tcptrace_ctx tcptrace_ctx(void)
+/* What the CPU is doing: the probes' context. */
+enum tcptrace_ctx tcptrace_ctx(void)
 {
 	if (in_nmi())
 		return TCPTRACE_CTX_NMI;
@@ -68,6 +67,21 @@ static void tcptrace_fill_addrs(struct tcptrace_event *ev,
 	       sizeof(ev->raddr) - sizeof(sk->sk_daddr));
 }
 
+/* Outside task context, current has nothing to do with the socket. */
+void tcptrace_fill_task(struct tcptrace_event *ev, enum tcptrace_ctx ctx)
+{
+	if (ctx == TCPTRACE_CTX_TASK) {
+		ev->pid = current->pid;
+		ev->tgid = current->tgid;
+		memcpy(ev->comm, current->comm, sizeof(ev->comm));
+		ev->comm[sizeof(ev->comm) - 1] = '\0';
+	} else {
+		ev->pid = 0;
+		ev->tgid = 0;
+		memset(ev->comm, 0, sizeof(ev->comm));
+	}
+}
+
 /*
  * Which parts of the socket do not describe the connection yet.  A child
  * cloned from a listener enters SYN_RECV before its addresses and sequence
@@ -84,9 +98,28 @@ static u8 tcptrace_unset(int oldstate, int newstate)
 	return 0;
 }
 
-/* Every byte but the time is written: slots are reused. */
-static void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
-			  int oldstate, int newstate)
+static void tcptrace_fill_seq(struct tcptrace_event *ev,
+			      const struct tcp_sock *tp)
+{
+	if (ev->flags & TCPTRACE_F_SEQ_UNSET) {
+		ev->snd_una = 0;
+		ev->snd_nxt = 0;
+		ev->rcv_nxt = 0;
+		ev->write_seq = 0;
+	} else {
+		ev->snd_una = READ_ONCE(tp->snd_una);
+		ev->snd_nxt = READ_ONCE(tp->snd_nxt);
+		ev->rcv_nxt = READ_ONCE(tp->rcv_nxt);
+		ev->write_seq = READ_ONCE(tp->write_seq);
+	}
+}
+
+/*
+ * A record of a full socket's transition.  Every byte but the time is
+ * written: slots are reused.
+ */
+void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
+		   int oldstate, int newstate, u8 flags)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
 	struct tcptrace_event *ev = &rec->ev;
@@ -101,36 +134,15 @@ static void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
 	ev->family = sk->sk_family;
 	ev->oldstate = oldstate;
 	ev->newstate = newstate;
-	ev->flags = tcptrace_unset(oldstate, newstate);
+	ev->flags = tcptrace_unset(oldstate, newstate) | flags;
 	/* inet_num is 0 again by the time a socket enters CLOSE: not it. */
 	ev->lport = ntohs(inet_sk(sk)->inet_sport);
 	ev->rport = ntohs(sk->sk_dport);
 
-	/* Outside task context, current has nothing to do with the socket. */
-	if (ctx == TCPTRACE_CTX_TASK) {
-		ev->pid = current->pid;
-		ev->tgid = current->tgid;
-		memcpy(ev->comm, current->comm, sizeof(ev->comm));
-		ev->comm[sizeof(ev->comm) - 1] = '\0';
-	} else {
-		ev->pid = 0;
-		ev->tgid = 0;
-		memset(ev->comm, 0, sizeof(ev->comm));
-	}
-
+	tcptrace_fill_task(ev, ctx);
 	tcptrace_fill_addrs(ev, sk);
 
-	if (ev->flags & TCPTRACE_F_SEQ_UNSET) {
-		ev->snd_una = 0;
-		ev->snd_nxt = 0;
-		ev->rcv_nxt = 0;
-		ev->write_seq = 0;
-	} else {
-		ev->snd_una = READ_ONCE(tp->snd_una);
-		ev->snd_nxt = READ_ONCE(tp->snd_nxt);
-		ev->rcv_nxt = READ_ONCE(tp->rcv_nxt);
-		ev->write_seq = READ_ONCE(tp->write_seq);
-	}
+	tcptrace_fill_seq(ev, tp);
 	ev->bytes_acked = tp->bytes_acked;
 	ev->bytes_received = tp->bytes_received;
 	ev->total_retrans = tp->total_retrans;
@@ -155,7 +167,7 @@ static void tcptrace_hold_birth(struct tcptrace_buf *b, const struct sock *sk,
 	bool displaced;
 
 	rec.ts_ns = ktime_get_mono_fast_ns();
-	tcptrace_fill(&rec, sk, oldstate, newstate);
+	tcptrace_fill(&rec, sk, oldstate, newstate, 0);
 	rec.ev.sock_id = 0;
 
 	local_irq_save(flags);
@@ -202,6 +214,12 @@ static void tcptrace_probe(void *data, const struct sock *sk,
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
 
+	/* Recorded as the connection entering TIME_WAIT: timewait.c. */
+	if (unlikely(newstate == TCP_CLOSE) &&
+	    (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
+	    tcptrace_tw_handed_over(sk))
+		return;
+
 	/* Tracepoint probes run with preemption disabled: b stays ours. */
 	b = this_cpu_ptr(tcptrace_bufs);
 	if (unlikely(READ_ONCE(b->birth_sk) == sk) && oldstate == TCP_SYN_RECV)
@@ -220,17 +238,104 @@ static void tcptrace_probe(void *data, const struct sock *sk,
 
 	rec = tcptrace_buf_begin(b);
 	if (rec)
-		tcptrace_fill(rec, sk, oldstate, newstate);
+		tcptrace_fill(rec, sk, oldstate, newstate, 0);
 	tcptrace_buf_end(b);
+}
+
+/*
+ * Something that explains a transition: a reset, a retransmission.  Full
+ * TCP sockets only: the tracepoints also fire for timewait and request
+ * sockets and, for a reset answering a stray segment, with no socket at all;
+ * a timewait socket's end is recorded with its cause (timewait.c).
+ */
+static void tcptrace_event(const struct sock *sk, enum tcptrace_cause cause)
+{
+	const struct tcptrace_kfilter *f;
+	struct tcptrace_record *rec;
+	struct tcptrace_buf *b;
+	int state;
+
+	if (!sk || !sk_fullsock(sk) || sk->sk_protocol != IPPROTO_TCP)
+		return;
+
+	state = READ_ONCE(sk->sk_state);
+	b = this_cpu_ptr(tcptrace_bufs);
+	f = rcu_dereference_sched(tcptrace_filter);
+	if (f && (!tcptrace_filter_events(f) ||
+		  !tcptrace_filter_match(f, sk, state, state))) {
+		local64_inc(&b->filtered);
+		return;
+	}
+
+	rec = tcptrace_buf_begin(b);
+	if (rec) {
+		tcptrace_fill(rec, sk, state, state,
+			      cause << TCPTRACE_F_CAUSE_SHIFT);
+		rec->type = TCPTRACE_REC_EVENT;
+		/*
+		 * A reset or a retransmission has a sequence space, even in
+		 * CLOSE (an abort sends its reset after entering it).
+		 */
+		if (state != TCP_LISTEN &&
+		    rec->ev.flags & TCPTRACE_F_SEQ_UNSET) {
+			rec->ev.flags &= ~TCPTRACE_F_SEQ_UNSET;
+			tcptrace_fill_seq(&rec->ev, tcp_sk(sk));
+		}
+	}
+	tcptrace_buf_end(b);
+}
+
+static void tcptrace_receive_reset(void *data, struct sock *sk)
+{
+	tcptrace_event(sk, TCPTRACE_CAUSE_RST_RECEIVED);
+}
+
+static TCPTRACE_SEND_RESET_PROBE(tcptrace_send_reset)
+{
+	tcptrace_event(sk, TCPTRACE_CAUSE_RST_SENT);
+}
+
+static void tcptrace_retransmit(void *data, const struct sock *sk,
+				const struct sk_buff *skb)
+{
+	tcptrace_event(sk, TCPTRACE_CAUSE_RETRANSMIT);
 }
 
 /* The probe as the tracepoint calls it, through a pointer; for selftest.c. */
 tcptrace_probe_t tcptrace_probe_fn = tcptrace_probe;
 
+/* The tracepoints: the first is required, the others add causes. */
+static struct tcptrace_tp {
+	const char *name;
+	void *probe;
+	u32 hook;
+	bool *enabled;
+	struct tracepoint *tp;
+	bool attached;
+} tcptrace_tps[] = {
+	{ "inet_sock_set_state", tcptrace_probe, TCPTRACE_HOOK_STATE },
+	{ "tcp_receive_reset", tcptrace_receive_reset, TCPTRACE_HOOK_RESET,
+	  &tcptrace_causes },
+	{ "tcp_send_reset", tcptrace_send_reset, TCPTRACE_HOOK_RESET,
+	  &tcptrace_causes },
+	{ "tcp_retransmit_skb", tcptrace_retransmit, TCPTRACE_HOOK_RETRANS,
+	  &tcptrace_causes },
+};
+
 static void tcptrace_find_tp(struct tracepoint *tp, void *priv)
 {
-	if (!strcmp(tp->name, TCPTRACE_TP_NAME))
-		*(struct tracepoint **)priv = tp;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(tcptrace_tps); i++)
+		if (!strcmp(tp->name, tcptrace_tps[i].name))
+			tcptrace_tps[i].tp = tp;
+}
+
+static struct tracepoint *tcptrace_state_tp(void)
+{
+	if (!tcptrace_tps[0].tp)
+		for_each_kernel_tracepoint(tcptrace_find_tp, NULL);
+	return tcptrace_tps[0].tp;
 }
 
 /**
@@ -246,15 +351,14 @@ static void tcptrace_find_tp(struct tracepoint *tp, void *priv)
  */
 bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data)
 {
+	struct tracepoint *tp = tcptrace_state_tp();
 	struct tracepoint_func *f;
 	bool found = false;
 
-	if (!tcptrace_tp)
-		for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
-	if (!tcptrace_tp)
+	if (!tp)
 		return false;
 	rcu_read_lock_sched();
-	f = rcu_dereference_sched(tcptrace_tp->funcs);
+	f = rcu_dereference_sched(tp->funcs);
 	for (; f && f->func; f++) {
 		if (f->func != tcptrace_probe) {
 			*fn = f->func;
@@ -270,36 +374,72 @@ bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data)
 /**
  * tcptrace_probe_attach() - start recording
  *
+ * Attaches to sock:inet_sock_set_state, and to the tcp: tracepoints of the
+ * causes unless the causes parameter is off.  A missing cause tracepoint is
+ * said once in the log and left out of tcptrace_hooks; the module works on.
+ *
  * Context: process context; may sleep.
- * Return: 0, -ENOENT if the kernel has no such tracepoint, or the error of
- * tracepoint_probe_register().
+ * Return: 0, -ENOENT if the kernel has no sock:inet_sock_set_state, or the
+ * error of tracepoint_probe_register() for it.
  */
 int tcptrace_probe_attach(void)
 {
+	unsigned int i;
 	int ret;
 
-	if (!tcptrace_tp)
-		for_each_kernel_tracepoint(tcptrace_find_tp, &tcptrace_tp);
-	if (!tcptrace_tp) {
+	if (!tcptrace_state_tp()) {
 		pr_err("this kernel has no tracepoint sock:%s\n",
-		       TCPTRACE_TP_NAME);
+		       tcptrace_tps[0].name);
 		return -ENOENT;
 	}
-	ret = tracepoint_probe_register(tcptrace_tp, tcptrace_probe, NULL);
-	if (ret)
-		pr_err("cannot attach to sock:%s: %d\n", TCPTRACE_TP_NAME, ret);
-	return ret;
+	for (i = 0; i < ARRAY_SIZE(tcptrace_tps); i++) {
+		struct tcptrace_tp *t = &tcptrace_tps[i];
+
+		if (t->enabled && !*t->enabled)
+			continue;
+		if (!t->tp) {
+			pr_info("no tracepoint %s on this kernel: its events are not recorded\n",
+				t->name);
+			continue;
+		}
+		ret = tracepoint_probe_register(t->tp, t->probe, NULL);
+		if (ret) {
+			pr_err("cannot attach to tracepoint %s: %d\n",
+			       t->name, ret);
+			if (!i)
+				return ret;
+			continue;
+		}
+		t->attached = true;
+		tcptrace_hooks |= t->hook;
+	}
+	/* A hook of two tracepoints counts only if both are there. */
+	for (i = 0; i < ARRAY_SIZE(tcptrace_tps); i++)
+		if (tcptrace_tps[i].enabled && *tcptrace_tps[i].enabled &&
+		    !tcptrace_tps[i].attached)
+			tcptrace_hooks &= ~tcptrace_tps[i].hook;
+	return 0;
 }
 
 /**
  * tcptrace_probe_detach() - stop recording
  *
- * Returns once no CPU can be running the probe any more.
+ * Returns once no CPU can be running a probe any more.
  *
  * Context: process context; may sleep.
  */
 void tcptrace_probe_detach(void)
 {
-	tracepoint_probe_unregister(tcptrace_tp, tcptrace_probe, NULL);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(tcptrace_tps); i++) {
+		struct tcptrace_tp *t = &tcptrace_tps[i];
+
+		if (!t->attached)
+			continue;
+		tracepoint_probe_unregister(t->tp, t->probe, NULL);
+		t->attached = false;
+		tcptrace_hooks &= ~t->hook;
+	}
 	tracepoint_synchronize_unregister();
 }

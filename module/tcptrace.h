@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * tcptrace internals shared by the module's files: the per-CPU buffers
- * (ring.c), the tracepoint probe and filter (probe.c, filter.c) and the
- * character device (dev.c).
+ * (ring.c), the tracepoint probes and filter (probe.c, filter.c), the
+ * kprobes of TIME_WAIT (timewait.c) and the character device (dev.c).
  */
 #ifndef _TCPTRACE_H
 #define _TCPTRACE_H
@@ -14,6 +14,12 @@
 #include <asm/local.h>
 #include <asm/local64.h>
 #include <linux/tcptrace.h>
+
+/* A task and a softirq interrupting it: two hand-overs at once, at most. */
+#define TCPTRACE_TW_HANDOVERS	4
+
+#define TCPTRACE_TW_SEG_RST	0x01
+#define TCPTRACE_TW_SEG_SYN	0x02
 
 /**
  * struct tcptrace_buf - one CPU's buffer of records
@@ -31,6 +37,12 @@
  * @birth_sk: the child whose first record is held in @birth, or NULL; only
  *	compared, never dereferenced.
  * @birth: the record of a child's LISTEN -> SYN_RECV, waiting for its id.
+ * @tw_handover: cookies of sockets handed over to a timewait socket on this
+ *	CPU whose CLOSE has yet to come, for timewait.c; 0 for a free slot.
+ * @tw_timer: the timewait socket whose timer is running on this CPU, for
+ *	timewait.c; only compared, never dereferenced.
+ * @tw_seg: the timewait socket that last got a segment on this CPU, likewise.
+ * @tw_seg_flags: TCPTRACE_TW_SEG_* of that segment.
  * @slots: the ring; @mask + 1 records, a power of two.
  * @mask: number of slots minus one.
  * @tail: next slot to read; published with release semantics.
@@ -57,6 +69,10 @@ struct tcptrace_buf {
 	struct irq_work		wake_work;
 	const struct sock	*birth_sk;
 	struct tcptrace_record	birth;
+	atomic64_t		tw_handover[TCPTRACE_TW_HANDOVERS];
+	const void		*tw_timer;
+	const void		*tw_seg;
+	u8			tw_seg_flags;
 	struct tcptrace_record	*slots;
 	unsigned long		mask;
 
@@ -93,15 +109,28 @@ int tcptrace_filter_set(const struct tcptrace_filter *uf);
 void tcptrace_filter_get(struct tcptrace_filter *uf);
 bool tcptrace_filter_match(const struct tcptrace_kfilter *f,
 			   const struct sock *sk, int oldstate, int newstate);
+bool tcptrace_filter_match_tuple(const struct tcptrace_kfilter *kf,
+				 u16 family, u32 netns, u16 lport, u16 rport,
+				 int oldstate, int newstate);
+bool tcptrace_filter_events(const struct tcptrace_kfilter *kf);
 void tcptrace_filter_free(void);
 
 /* probe.c */
 int tcptrace_probe_attach(void);
 void tcptrace_probe_detach(void);
+enum tcptrace_ctx tcptrace_ctx(void);
+void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
+		   int oldstate, int newstate, u8 flags);
+void tcptrace_fill_task(struct tcptrace_event *ev, enum tcptrace_ctx ctx);
 typedef void (*tcptrace_probe_t)(void *data, const struct sock *sk,
 				 int oldstate, int newstate);
 extern tcptrace_probe_t tcptrace_probe_fn;
 bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data);
+
+/* timewait.c */
+int tcptrace_tw_attach(void);
+bool tcptrace_tw_handed_over(const struct sock *sk);
+void tcptrace_tw_detach(void);
 
 /* selftest.c, in DEBUG builds only (TCPTRACE_DEBUG=y) */
 #ifdef DEBUG
@@ -123,5 +152,9 @@ bool tcptrace_reader_waiting(void);
 extern unsigned int tcptrace_buffer_records;
 extern unsigned int tcptrace_watermark;
 extern unsigned int tcptrace_wakeup_ms;
+extern bool tcptrace_timewait;
+extern bool tcptrace_causes;
+/* TCPTRACE_HOOK_* of what is attached; changed only at load and unload */
+extern u32 tcptrace_hooks;
 
 #endif /* _TCPTRACE_H */

@@ -5,8 +5,9 @@
  *	tcpcheck [-c NR_CPUS] [-e EXPECTED] CAPTURE...
  *
  * The captures (tcptrace-read --write) are checked as one trace, in order.
- * With -e, the transitions delivered plus those reported lost must equal
- * EXPECTED exactly.  Prints what the trace holds; exit status 1 on any
+ * With -e, the transitions delivered plus the records reported lost must
+ * equal EXPECTED exactly (load the module with causes=0 timewait=0 when
+ * EXPECTED counts the tracepoint's transitions only).  Prints what the trace holds; exit status 1 on any
  * violation, 2 on bad usage.
  */
 #include <errno.h>
@@ -84,12 +85,13 @@ int main(int argc, char **argv)
 		if (check_file(st, argv[i]))
 			rc = 1;
 	tc_finish(st);
-	printf("tcpcheck: %llu records: %llu transitions, %llu lost, %llu retransmits, %llu gaps, %lu errors\n",
+	printf("tcpcheck: %llu records: %llu transitions, %llu lost, %llu retransmits, %llu gaps, %lu errors; %llu events\n",
 	       (unsigned long long)st->records,
 	       (unsigned long long)st->transitions,
 	       (unsigned long long)st->lost,
 	       (unsigned long long)st->retrans,
-	       (unsigned long long)st->gaps, st->errors);
+	       (unsigned long long)st->gaps, st->errors,
+	       (unsigned long long)st->events);
 	if (expected >= 0 &&
 	    (long long)(st->transitions + st->lost) != expected) {
 		printf("tcpcheck: delivered %llu + lost %llu != produced %lld\n",

@@ -5,7 +5,9 @@
  * Feed it the records in the order read() returned them.  It checks that
  * each record is well-formed, that each socket moves only as Linux's TCP
  * state machine can move (RFC 9293's diagram as the kernel implements it,
- * self-transitions from close() included), that a socket's sequence numbers
+ * self-transitions from close() included, and TIME_WAIT as tcptrace records
+ * it), that events (resets, retransmissions) come in the state their socket
+ * is in, that a socket's sequence numbers
  * never move backwards (modulo 2^32), that every CPU's loss records add up,
  * and that no field holds what looks like a kernel address.  It also counts
  * what the trace holds, for delivered + lost = produced.  Call tc_finish()
@@ -44,6 +46,7 @@ struct tc_sock {
 struct tc_state {
 	unsigned int	nr_cpus;	/* 0: not checked */
 	uint64_t	transitions;
+	uint64_t	events;		/* TCPTRACE_REC_EVENT records */
 	uint64_t	lost;
 	uint64_t	records;
 	uint64_t	retrans;	/* total_retrans summed at CLOSE */
@@ -69,8 +72,10 @@ static const uint32_t tc_next[TCPTRACE_STATE_MAX] = {
 	/* close() after shutdown() goes from a state to itself. */
 	[TCPTRACE_FIN_WAIT1] = S(FIN_WAIT1) | S(FIN_WAIT2) | S(CLOSING) |
 			       S(CLOSE),
-	[TCPTRACE_FIN_WAIT2] = S(FIN_WAIT2) | S(CLOSE),
-	[TCPTRACE_CLOSING] = S(CLOSING) | S(CLOSE),
+	[TCPTRACE_FIN_WAIT2] = S(FIN_WAIT2) | S(TIME_WAIT) | S(CLOSE),
+	[TCPTRACE_CLOSING] = S(CLOSING) | S(TIME_WAIT) | S(CLOSE),
+	/* A timewait socket ends; see tc_check_event() for CLOSE -> CLOSE. */
+	[TCPTRACE_TIME_WAIT] = S(CLOSE),
 	[TCPTRACE_CLOSE_WAIT] = S(LAST_ACK) | S(CLOSE),
 	[TCPTRACE_LAST_ACK] = S(LAST_ACK) | S(CLOSE),
 #undef S
@@ -81,6 +86,13 @@ static const char *const tc_names[TCPTRACE_STATE_MAX] = TCPTRACE_STATE_NAMES;
 static const char *tc_name(unsigned int s)
 {
 	return s < TCPTRACE_STATE_MAX && tc_names[s] ? tc_names[s] : "?";
+}
+
+static const char *const tc_causes[TCPTRACE_CAUSE_MAX] = TCPTRACE_CAUSE_NAMES;
+
+static const char *tc_cause_name(unsigned int c)
+{
+	return c < TCPTRACE_CAUSE_MAX && tc_causes[c] ? tc_causes[c] : "?";
 }
 
 static void tc_error(struct tc_state *st, const char *fmt, ...)
@@ -176,7 +188,10 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 {
 	const struct tcptrace_event *ev = &r->ev;
 	unsigned int known = TCPTRACE_F_ADDR_UNSET | TCPTRACE_F_SEQ_UNSET |
-			     TCPTRACE_F_ID_UNSET;
+			     TCPTRACE_F_ID_UNSET | TCPTRACE_F_TW_FIN_WAIT2 |
+			     TCPTRACE_F_CAUSE_MASK;
+	unsigned int cause = TCPTRACE_CAUSE(ev->flags);
+	bool event = r->type == TCPTRACE_REC_EVENT;
 	struct tc_sock *s;
 	bool fresh;
 
@@ -224,11 +239,53 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 			 (unsigned long long)k,
 			 (unsigned long long)ev->sock_id, ev->flags);
 
-	st->transitions++;
+	if (event ? cause < TCPTRACE_CAUSE_RST_RECEIVED ||
+		    cause > TCPTRACE_CAUSE_RETRANSMIT ||
+		    ev->oldstate != ev->newstate :
+		    cause && (cause < TCPTRACE_CAUSE_TW_EXPIRED ||
+			      cause >= TCPTRACE_CAUSE_MAX ||
+			      ev->oldstate != TCPTRACE_TIME_WAIT))
+		tc_error(st, "record %llu: cause %u in %s %s -> %s",
+			 (unsigned long long)k, cause,
+			 event ? "an event" : "a transition",
+			 tc_name(ev->oldstate), tc_name(ev->newstate));
+	if (ev->flags & TCPTRACE_F_TW_FIN_WAIT2 &&
+	    (event || (ev->newstate != TCPTRACE_TIME_WAIT &&
+		       ev->oldstate != TCPTRACE_TIME_WAIT)))
+		tc_error(st, "record %llu: a FIN_WAIT2 timewait outside TIME_WAIT",
+			 (unsigned long long)k);
+	if (event)
+		st->events++;
+	else
+		st->transitions++;
 	if (ev->flags & TCPTRACE_F_ID_UNSET)
 		return;
-
 	s = tc_sock(st, ev->sock_id, &fresh);
+	/*
+	 * An event happens to a socket in the state it last entered -- or,
+	 * once its connection went to a timewait socket, to the full socket
+	 * left behind in CLOSE.
+	 */
+	if (event) {
+		if (!fresh && ev->oldstate != s->state &&
+		    !(s->state == TCPTRACE_TIME_WAIT &&
+		      ev->oldstate == TCPTRACE_CLOSE))
+			tc_error(st, "socket %llx: %s in %s after entering %s",
+				 (unsigned long long)ev->sock_id,
+				 tc_cause_name(cause), tc_name(ev->oldstate),
+				 tc_name(s->state));
+		if (fresh)
+			s->state = ev->oldstate;
+		return;
+	}
+	/*
+	 * The application closing a socket whose connection a timewait socket
+	 * holds: CLOSE -> CLOSE of the socket it kept, while the connection
+	 * stays in TIME_WAIT.
+	 */
+	if (!fresh && s->state == TCPTRACE_TIME_WAIT &&
+	    ev->oldstate == TCPTRACE_CLOSE && ev->newstate == TCPTRACE_CLOSE)
+		return;
 	/*
 	 * A socket's first record may be anywhere in its life (the trace began
 	 * later); after that, each record leaves the state the last entered.
@@ -269,7 +326,9 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 		s->snd_nxt = ev->snd_nxt;
 		s->rcv_nxt = ev->rcv_nxt;
 	}
-	if (ev->newstate == TCPTRACE_CLOSE)
+	/* A connection's last counters: at CLOSE, or at the hand-over. */
+	if (ev->newstate == TCPTRACE_CLOSE ||
+	    ev->newstate == TCPTRACE_TIME_WAIT)
 		st->retrans += ev->total_retrans;
 	s->state = ev->newstate;
 	/* A closed socket may start over: connect() or listen() again. */
@@ -322,6 +381,7 @@ static unsigned long tc_check(struct tc_state *st,
 
 	switch (r->type) {
 	case TCPTRACE_REC_STATE:
+	case TCPTRACE_REC_EVENT:
 		tc_check_event(st, r, k);
 		break;
 	case TCPTRACE_REC_LOST:

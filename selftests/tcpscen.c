@@ -13,6 +13,10 @@
  *			the server, in CLOSE_WAIT, sends for a while
  *	reset		the client aborts (SO_LINGER 0): an RST, no FINs
  *	refused		a connect to a port nobody listens on
+ *	orphan		the client closes, the server waits 2 s before it does:
+ *			with tcp_fin_timeout under that, the client's timewait
+ *			socket (FIN_WAIT2) expires, and a reset answers the
+ *			server's FIN
  *	vanish		after the exchange, -x CMD cuts the path; the client
  *			sends on until TCP_USER_TIMEOUT (3 s) kills it
  *
@@ -333,6 +337,18 @@ int main(int argc, char **argv)
 		close(c);
 		msleep(delay_ms + 10);
 		close(s);
+	} else if (!strcmp(scen, "orphan")) {
+		/*
+		 * The server keeps its end open past the client's
+		 * tcp_fin_timeout (the caller makes it short): the timewait
+		 * socket that holds the client's orphaned FIN_WAIT2 expires,
+		 * and the server's late FIN draws a reset.
+		 */
+		close(c);
+		expect_eof(s);
+		msleep(2000);
+		close(s);
+		msleep(delay_ms + 50);
 	} else if (!strcmp(scen, "vanish")) {
 		unsigned int timeout_ms = 3000;
 		char byte;
@@ -361,6 +377,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr,
 		"usage: tcpscen [-6 | -m] [-l] [-b BYTES] [-d DELAY_MS] [-p PORT] [-S NETNS -C NETNS -a ADDR] [-x CMD]\n"
-		"               basic|serverclose|simclose|halfclose|reset|refused|vanish\n");
+		"               basic|serverclose|simclose|halfclose|reset|refused|orphan|vanish\n");
 	return 2;
 }

@@ -264,12 +264,54 @@ static int open_dev(void)
 	return open(TCPTRACE_DEVICE, O_RDONLY | O_NONBLOCK);
 }
 
+static int lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret)
+		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	close(fd);
+	return ret;
+}
+
+/*
+ * Each test runs in a network namespace of its own (setup_netns()) and, but
+ * for those about other namespaces, records only its own: the timewait
+ * sockets an earlier test left behind expire, or go with its namespace, at
+ * any time, and their records must not land in another test's counts.
+ * Event records (resets, retransmissions) only where a test asks for them.
+ */
+static uint32_t test_netns;
+
+static void base_filter(struct tcptrace_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->netns = test_netns;
+	f->flags = TCPTRACE_FILTER_NO_EVENTS;
+}
+
+static int setup_netns(void)
+{
+	struct stat st;
+
+	if (unshare(CLONE_NEWNET) || lo_up() || stat("/proc/self/ns/net", &st))
+		return -1;
+	test_netns = st.st_ino;
+	return 0;
+}
+
 /* Empty the buffers: clear, then read away any loss still to be reported. */
 static int dev_reset(int fd)
 {
-	struct tcptrace_filter none = {};
+	struct tcptrace_filter none;
 	struct tcptrace_record rec[64];
 
+	base_filter(&none);
 	if (ioctl(fd, TCPTRACE_IOC_SET_FILTER, &none) ||
 	    ioctl(fd, TCPTRACE_IOC_CLEAR))
 		return -1;
@@ -350,6 +392,7 @@ do {									\
 	ASSERT_EQ(0, ioctl((self)->fd, TCPTRACE_IOC_INFO, &(self)->info)); \
 	ASSERT_EQ(TCPTRACE_ABI_VERSION, (self)->info.abi_version);	\
 	ASSERT_EQ(REC_SIZE, (self)->info.record_size);			\
+	ASSERT_EQ(0, setup_netns()) TH_LOG("netns: %s", strerror(errno)); \
 	ASSERT_EQ(0, dev_reset((self)->fd));				\
 	(self)->t.rec = calloc(MAX_RECS, REC_SIZE);			\
 	ASSERT_NE(NULL, (self)->t.rec);					\
@@ -408,8 +451,8 @@ static const struct step client_steps[] = {
 	{ TCPTRACE_SYN_SENT, TCPTRACE_ESTABLISHED },
 	{ TCPTRACE_ESTABLISHED, TCPTRACE_FIN_WAIT1 },
 	{ TCPTRACE_FIN_WAIT1, TCPTRACE_FIN_WAIT2 },
-	/* The socket makes way for a timewait socket: FIN_WAIT2 -> CLOSE. */
-	{ TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE },
+	/* A timewait socket takes over (kprobes; else FIN_WAIT2 -> CLOSE). */
+	{ TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT },
 };
 
 static const struct step child_steps[] = {
@@ -500,6 +543,7 @@ TEST_F(conn, client_closes_first)
 	uint16_t port;
 	char comm[16] = "";
 	struct stat netns;
+	bool tw;
 
 	ASSERT_EQ(0, prctl(PR_GET_NAME, comm));
 	ASSERT_EQ(0, stat("/proc/self/ns/net", &netns));
@@ -531,13 +575,22 @@ TEST_F(conn, client_closes_first)
 	ASSERT_EQ(0, close(sfd));
 	ASSERT_EQ(0, close(lfd));
 
-	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 3, TCPTRACE_CLOSE));
+	tw = self->info.hooks & TCPTRACE_HOOK_TW_ENTER;
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids + 1, 1,
+				tw ? TCPTRACE_TIME_WAIT : TCPTRACE_CLOSE));
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 1, TCPTRACE_CLOSE));
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids + 2, 1, TCPTRACE_CLOSE));
 	nl = trace_sock(&self->t, ids[0], l, 8);
 	nc = trace_sock(&self->t, ids[1], c, 8);
 	ns = trace_sock(&self->t, ids[2], s, 8);
 	EXPECT_STEPS(l, nl, listener_steps);
-	EXPECT_STEPS(c, nc, client_steps);
 	EXPECT_STEPS(s, ns, child_steps);
+	if (tw) {
+		EXPECT_STEPS(c, nc, client_steps);
+	} else {
+		ASSERT_EQ(ARRAY_SIZE(client_steps), nc);
+		EXPECT_EQ(TCPTRACE_CLOSE, c[4]->ev.newstate);
+	}
 
 	/* No record holds the address of any of these sockets. */
 	if (nsk < 3 || !tc_kernel_pointer(sk_addrs[0])) {
@@ -579,7 +632,7 @@ TEST_F(conn, client_closes_first)
 	}
 	EXPECT_EQ(0, c[0]->ev.lport);	/* not chosen yet at SYN_SENT */
 	EXPECT_EQ(TCPTRACE_F_SEQ_UNSET, c[0]->ev.flags);
-	for (i = 1; i < nc; i++) {
+	for (i = 1; i < nc - 1; i++) {
 		EXPECT_EQ(0, c[i]->ev.flags);
 		EXPECT_NE(0, c[i]->ev.lport);
 		EXPECT_TRUE(addr_is(&c[i]->ev, c[i]->ev.laddr,
@@ -623,6 +676,9 @@ TEST_F(conn, client_closes_first)
 	EXPECT_TRUE(c[4]->ev.rcv_nxt == y + 1 + m + 1 ||
 		    c[4]->ev.rcv_nxt == y + 1 + m)
 		TH_LOG("rcv_nxt %u, w %u", c[4]->ev.rcv_nxt, (uint32_t)(y + 1 + m));
+	/* ... and the timewait socket's substate says which. */
+	EXPECT_EQ(tw && c[4]->ev.rcv_nxt == y + 1 + m ?
+		  TCPTRACE_F_TW_FIN_WAIT2 : 0, c[4]->ev.flags);
 	EXPECT_EQ(y + 1 + m + 1, s[4]->ev.snd_una);
 	EXPECT_EQ(x + 1 + n + 1, s[4]->ev.rcv_nxt);
 	/* At CLOSE, snd_nxt has moved by the bytes sent plus the FIN. */
@@ -707,11 +763,12 @@ static int pin_cpu(int cpu)
 
 static int filter_port(int fd, uint16_t port)
 {
-	struct tcptrace_filter f = {
-		.nr_ports = 1,
-		.ports[0] = { port, port },
-	};
+	struct tcptrace_filter f;
 
+	base_filter(&f);
+	f.nr_ports = 1;
+	f.ports[0].lo = port;
+	f.ports[0].hi = port;
 	return ioctl(fd, TCPTRACE_IOC_SET_FILTER, &f);
 }
 
@@ -1014,7 +1071,9 @@ TEST_F(dev, tcp_only)
 			for (k = 0; k < self->t.nr; k++)
 				if (self->t.rec[k].type == TCPTRACE_REC_STATE &&
 				    self->t.rec[k].ev.rport == port &&
-				    self->t.rec[k].ev.newstate == TCPTRACE_CLOSE)
+				    (self->t.rec[k].ev.newstate == TCPTRACE_CLOSE ||
+				     self->t.rec[k].ev.newstate ==
+				     TCPTRACE_TIME_WAIT))
 					sub_ids[0] = self->t.rec[k].ev.sock_id;
 			poll(&pfd, 1, 100);
 		}
@@ -1155,7 +1214,12 @@ TEST_F(dev, filter_port)
 	close(s2);
 	close(l2);
 
-	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 2, TCPTRACE_CLOSE));
+	/* The client closed first: TIME_WAIT, where the kprobes are. */
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids, 1,
+				self->info.hooks & TCPTRACE_HOOK_TW_ENTER ?
+				TCPTRACE_TIME_WAIT : TCPTRACE_CLOSE));
+	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids + 1, 1,
+				TCPTRACE_CLOSE));
 	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
 	for (k = 0; k < self->t.nr; k++) {
 		const struct tcptrace_event *ev = &self->t.rec[k].ev;
@@ -1173,10 +1237,12 @@ TEST_F(dev, filter_port)
 
 TEST_F(dev, filter_states)
 {
-	struct tcptrace_filter f = { .new_states = 1 << TCPTRACE_CLOSE };
 	uint16_t port = closed_port(AF_INET);
+	struct tcptrace_filter f;
 	uint64_t id;
 
+	base_filter(&f);
+	f.new_states = 1 << TCPTRACE_CLOSE;
 	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
 	id = refused_connect(port);
 	ASSERT_EQ(0, trace_wait(self->fd, &self->t, &id, 1, TCPTRACE_CLOSE));
@@ -1482,21 +1548,6 @@ TEST_F(dev, unprivileged)
 }
 
 /* Bring up lo of this network namespace. */
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
-
-	if (fd < 0)
-		return -1;
-	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	if (!ret)
-		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	close(fd);
-	return ret;
-}
-
 /*
  * The device is a host-wide view: a reader in another network namespace
  * sees every namespace's transitions, each with its namespace, and can
@@ -1511,6 +1562,11 @@ TEST_F(dev, other_netns)
 	pid_t pid;
 	int status;
 
+	/* Every namespace, but not what timewait sockets leave behind. */
+	f.flags = TCPTRACE_FILTER_NO_EVENTS;
+	f.old_states = ~(1u << TCPTRACE_TIME_WAIT) &
+		       ((1u << TCPTRACE_STATE_MAX) - 2);
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
 	ASSERT_EQ(0, stat("/proc/self/ns/net", &here));
 	port = closed_port(AF_INET);
 	pid = fork();
@@ -1549,6 +1605,333 @@ TEST_F(dev, other_netns)
 	EXPECT_EQ(6, self->t.nr);
 	EXPECT_EQ(here.st_ino, self->t.rec[4].netns);
 	EXPECT_EQ(here.st_ino, self->t.rec[5].netns);
+}
+
+/* TIME_WAIT and the causes of transitions (module/timewait.c, probe.c). */
+
+static const struct tcptrace_record *find_rec(const struct trace *t,
+					      uint64_t id, int type,
+					      int oldstate, int newstate)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr; i++) {
+		const struct tcptrace_record *r = &t->rec[i];
+
+		if (r->type == type && r->ev.sock_id == id &&
+		    r->ev.oldstate == oldstate && r->ev.newstate == newstate)
+			return r;
+	}
+	return NULL;
+}
+
+/* Read until that record is there, or @ms have passed. */
+static const struct tcptrace_record *wait_rec(int fd, struct trace *t,
+					      uint64_t id, int type,
+					      int oldstate, int newstate,
+					      unsigned int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t end = now_ms() + ms;
+	const struct tcptrace_record *r;
+
+	for (;;) {
+		if (trace_read(fd, t) < 0)
+			return NULL;
+		r = find_rec(t, id, type, oldstate, newstate);
+		if (r || now_ms() > end)
+			return r;
+		poll(&pfd, 1, 100);
+	}
+}
+
+static int write_sysctl(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, value, strlen(value)) == (ssize_t)strlen(value))
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+/* Everything this test's namespace records, event records included. */
+static int filter_events(int fd)
+{
+	struct tcptrace_filter f;
+
+	base_filter(&f);
+	f.flags = 0;
+	return ioctl(fd, TCPTRACE_IOC_SET_FILTER, &f);
+}
+
+/*
+ * Client C closes first and waits for the server's FIN before it lets go of
+ * its socket: the connection enters TIME_WAIT in its TIME_WAIT substate,
+ * and C's close() finds a socket already in CLOSE.  @lfd listens; returns C's
+ * and the child's cookies.
+ */
+static int graceful_close(int lfd, int cfd, uint64_t *cid, uint64_t *sid)
+{
+	char b;
+	int sfd = accept(lfd, NULL, NULL);
+
+	if (sfd < 0)
+		return -1;
+	*cid = sock_cookie(cfd);
+	*sid = sock_cookie(sfd);
+	if (shutdown(cfd, SHUT_WR) || recv(sfd, &b, 1, 0) != 0 ||
+	    close(sfd) || recv(cfd, &b, 1, 0) != 0)
+		return -1;
+	return close(cfd);
+}
+
+#define NEED_TW_HOOKS(self)						\
+do {									\
+	if (!((self)->info.hooks & TCPTRACE_HOOK_TW_EXIT))		\
+		SKIP(return, "no TIME_WAIT hooks (kprobes) here");	\
+} while (0)
+
+#define CAUSE(c)	((c) << TCPTRACE_F_CAUSE_SHIFT)
+
+/*
+ * An orphan in FIN_WAIT2 whose peer never closes: the kernel moves it into
+ * a timewait socket in substate FIN_WAIT2, which lives tcp_fin_timeout.
+ * When the peer closes at last, its FIN finds no socket: a reset answers.
+ */
+TEST_F(dev, timewait_fin_wait2)
+{
+	const struct tcptrace_record *enter, *leave, *rst;
+	int lfd, cfd, sfd;
+	uint64_t cid, sid, d;
+
+	NEED_TW_HOOKS(self);
+	ASSERT_EQ(0, filter_events(self->fd));
+	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_fin_timeout", "1"));
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	cfd = connect_to(AF_INET, local_port(lfd));
+	ASSERT_LE(0, cfd);
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	cid = sock_cookie(cfd);
+	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, close(cfd));
+
+	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, leave);
+	enter = find_rec(&self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT);
+	ASSERT_NE(NULL, enter);
+	EXPECT_EQ(TCPTRACE_F_TW_FIN_WAIT2, enter->ev.flags);
+	EXPECT_EQ(TCPTRACE_F_TW_FIN_WAIT2 | CAUSE(TCPTRACE_CAUSE_TW_EXPIRED),
+		  leave->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_SOFTIRQ, leave->ctx);
+	/* tcp_fin_timeout, 1 s; the timer wheel may add a little. */
+	d = leave->ts_ns - enter->ts_ns;
+	EXPECT_LE(990000000ULL, d) TH_LOG("%llu ns", (unsigned long long)d);
+	EXPECT_GE(5000000000ULL, d) TH_LOG("%llu ns", (unsigned long long)d);
+	/* The same connection: tuple, namespace, and sequence space. */
+	EXPECT_EQ(enter->netns, leave->netns);
+	EXPECT_EQ(enter->ev.family, leave->ev.family);
+	EXPECT_EQ(enter->ev.lport, leave->ev.lport);
+	EXPECT_EQ(enter->ev.rport, leave->ev.rport);
+	EXPECT_EQ(0, memcmp(enter->ev.laddr, leave->ev.laddr, 16));
+	EXPECT_EQ(0, memcmp(enter->ev.raddr, leave->ev.raddr, 16));
+	EXPECT_EQ(enter->ev.snd_nxt, leave->ev.snd_nxt);
+	EXPECT_EQ(enter->ev.snd_una, enter->ev.snd_nxt);	/* FIN acked */
+	EXPECT_EQ(enter->ev.rcv_nxt, leave->ev.rcv_nxt);
+
+	ASSERT_EQ(0, close(sfd));
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+				 TCPTRACE_LAST_ACK, TCPTRACE_CLOSE, WAIT_MS));
+	rst = find_rec(&self->t, sid, TCPTRACE_REC_EVENT, TCPTRACE_LAST_ACK,
+		       TCPTRACE_LAST_ACK);
+	ASSERT_NE(NULL, rst);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_RECEIVED), rst->ev.flags);
+	close(lfd);
+}
+
+/* A real TIME_WAIT: 2MSL, which Linux makes 60 s. */
+TEST_F_TIMEOUT(dev, timewait_expires, 120)
+{
+	const struct tcptrace_record *enter, *leave;
+	uint64_t cid, sid, d;
+	int lfd, cfd;
+
+	NEED_TW_HOOKS(self);
+	/* A minute is spent once: with the default buffer. */
+	if (self->info.buffer_records < 1024)
+		SKIP(return, "waits 60 s: run with the default buffer only");
+	lfd = listener(AF_INET6, false);
+	ASSERT_LE(0, lfd);
+	cfd = connect_to(AF_INET6, local_port(lfd));
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, graceful_close(lfd, cfd, &cid, &sid));
+
+	enter = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT, WAIT_MS);
+	ASSERT_NE(NULL, enter);
+	EXPECT_EQ(0, enter->ev.flags);		/* substate TIME_WAIT */
+	EXPECT_NE(NULL, wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+				 TCPTRACE_LAST_ACK, TCPTRACE_CLOSE, WAIT_MS));
+
+	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, 90000);
+	ASSERT_NE(NULL, leave);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_TW_EXPIRED), leave->ev.flags);
+	EXPECT_EQ(AF_INET6, leave->ev.family);
+	EXPECT_EQ(enter->ev.lport, leave->ev.lport);
+	EXPECT_EQ(0, memcmp(enter->ev.raddr, leave->ev.raddr, 16));
+	/* Both FINs are in the timewait socket's sequence space. */
+	EXPECT_EQ(enter->ev.snd_nxt, leave->ev.snd_nxt);
+	EXPECT_EQ(enter->ev.rcv_nxt, leave->ev.rcv_nxt);
+	d = leave->ts_ns - enter->ts_ns;
+	TH_LOG("TIME_WAIT lasted %llu ms", (unsigned long long)d / 1000000);
+	EXPECT_LE(60000000000ULL, d);
+	EXPECT_GE(75000000000ULL, d);
+	close(lfd);
+}
+
+/* tcp_tw_reuse: a connect() on the same 4-tuple takes the timewait's place. */
+TEST_F(dev, timewait_reused)
+{
+	const struct tcptrace_record *leave;
+	struct sockaddr_storage ss;
+	uint64_t cid, sid;
+	uint16_t port, cport;
+	int lfd, cfd, one = 1;
+	socklen_t len;
+
+	NEED_TW_HOOKS(self);
+	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "1"));
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	port = local_port(lfd);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one)));
+	len = loopback(AF_INET, false, 0, &ss);
+	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	cport = local_port(cfd);
+	len = loopback(AF_INET, false, port, &ss);
+	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len));
+	ASSERT_EQ(0, graceful_close(lfd, cfd, &cid, &sid));
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+				 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT,
+				 WAIT_MS));
+
+	/* Reuse needs the timewait's last timestamp a second old. */
+	sleep(2);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one)));
+	len = loopback(AF_INET, false, cport, &ss);
+	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	len = loopback(AF_INET, false, port, &ss);
+	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len))
+		TH_LOG("connect: %s", strerror(errno));
+
+	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, leave);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_TW_REUSED), leave->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_TASK, leave->ctx);
+	EXPECT_EQ(getpid(), leave->ev.pid);
+	EXPECT_EQ(cport, leave->ev.lport);
+	close(cfd);
+	close(lfd);
+}
+
+/* A namespace torn down takes its timewait sockets with it. */
+TEST_F(dev, timewait_netns_gone)
+{
+	const struct tcptrace_record *enter, *leave;
+	struct tcptrace_filter f = { .flags = TCPTRACE_FILTER_NO_EVENTS };
+	uint64_t ids[2];
+	int pfd[2], status;
+	pid_t pid;
+
+	NEED_TW_HOOKS(self);
+	ASSERT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_SET_FILTER, &f));
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int lfd, cfd;
+
+		if (unshare(CLONE_NEWNET) || lo_up())
+			_exit(3);
+		lfd = listener(AF_INET, false);
+		cfd = lfd < 0 ? -1 : connect_to(AF_INET, local_port(lfd));
+		if (cfd < 0 || graceful_close(lfd, cfd, &ids[0], &ids[1]) ||
+		    write(pfd[1], ids, sizeof(ids)) != sizeof(ids))
+			_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(sizeof(ids), read(pfd[0], ids, sizeof(ids)));
+	ASSERT_LT(0, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	enter = wait_rec(self->fd, &self->t, ids[0], TCPTRACE_REC_STATE,
+			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT, WAIT_MS);
+	ASSERT_NE(NULL, enter);
+	leave = wait_rec(self->fd, &self->t, ids[0], TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, 30000);
+	ASSERT_NE(NULL, leave);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_TW_NETNS), leave->ev.flags);
+	EXPECT_EQ(enter->netns, leave->netns);
+	EXPECT_NE(test_netns, leave->netns);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/* An abort (SO_LINGER 0): a reset sent by one end, received by the other. */
+TEST_F(dev, reset_causes)
+{
+	const struct tcptrace_record *sent, *got;
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+	uint64_t cid, sid;
+	int lfd, cfd, sfd;
+
+	if (!(self->info.hooks & TCPTRACE_HOOK_RESET))
+		SKIP(return, "no reset tracepoints here");
+	ASSERT_EQ(0, filter_events(self->fd));
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	cfd = connect_to(AF_INET, local_port(lfd));
+	ASSERT_LE(0, cfd);
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	cid = sock_cookie(cfd);
+	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lin,
+				sizeof(lin)));
+	ASSERT_EQ(0, close(cfd));
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+				 TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE,
+				 WAIT_MS));
+	/* The abort closes C, then sends the reset. */
+	sent = find_rec(&self->t, cid, TCPTRACE_REC_EVENT, TCPTRACE_CLOSE,
+			TCPTRACE_CLOSE);
+	ASSERT_NE(NULL, sent);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_SENT), sent->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_TASK, sent->ctx);
+	EXPECT_EQ(getpid(), sent->ev.pid);
+	EXPECT_NE(NULL, find_rec(&self->t, cid, TCPTRACE_REC_STATE,
+				 TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE));
+	/* S gets it in ESTABLISHED, and closes. */
+	got = find_rec(&self->t, sid, TCPTRACE_REC_EVENT, TCPTRACE_ESTABLISHED,
+		       TCPTRACE_ESTABLISHED);
+	ASSERT_NE(NULL, got);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_RECEIVED), got->ev.flags);
+	EXPECT_EQ(sent->ev.snd_nxt, got->ev.rcv_nxt);
+	close(sfd);
+	close(lfd);
 }
 
 TEST_HARNESS_MAIN

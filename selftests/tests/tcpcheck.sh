@@ -55,6 +55,18 @@ cp "$cap" "$work/t"
 patch "$work/t" 1 10 09			# type 9
 expect "an unknown record type" 1 "type 9" "$work/t"
 
+cp "$cap" "$work/t"
+patch "$work/t" 2 27 10			# flags: cause "reset received"
+expect "a cause on a plain transition" 1 "cause 1 in a transition SYN_SENT -> ESTABLISHED" "$work/t"
+
+cp "$cap" "$work/t"
+patch "$work/t" 2 10 03			# the transition as an event
+expect "an event that changes state" 1 "cause 0 in an event SYN_SENT -> ESTABLISHED" "$work/t"
+
+cp "$cap" "$work/t"
+patch "$work/t" 2 27 08			# TW_FIN_WAIT2 outside TIME_WAIT
+expect "a timewait substate outside TIME_WAIT" 1 "FIN_WAIT2 timewait outside" "$work/t"
+
 # Records 2 and 3 (the client's SYN_SENT -> ESTABLISHED and the child's
 # birth) gone: the client skips a state.  An error without a loss record.
 { head -c $((64 + 128 * 2)) "$cap"; tail -c +$((64 + 128 * 4 + 1)) "$cap"; } >"$work/t"

@@ -68,6 +68,14 @@ enum tcptrace_state {
 enum tcptrace_type {
 	TCPTRACE_REC_STATE = 1,	/* a state transition: .ev is valid */
 	TCPTRACE_REC_LOST = 2,	/* transitions dropped: .loss is valid */
+	/*
+	 * Something that explains a transition happened to a socket: a reset
+	 * sent or received, a retransmission.  .ev is valid and describes the
+	 * socket at that moment; .ev.oldstate and .ev.newstate both hold its
+	 * state, and TCPTRACE_CAUSE(.ev.flags) says what happened.  Readers
+	 * skip types they do not know.
+	 */
+	TCPTRACE_REC_EVENT = 3,
 };
 
 /* tcptrace_record.ctx: what the CPU was doing when the transition happened */
@@ -100,6 +108,56 @@ enum tcptrace_ctx {
  * sock_id 0.
  */
 #define TCPTRACE_F_ID_UNSET	0x04
+/*
+ * In a transition to TIME_WAIT: the kernel's timewait socket that now holds
+ * the connection is in its FIN_WAIT2 substate -- our FIN is acknowledged, the
+ * peer's has not arrived.  The kernel moves an orphaned FIN_WAIT2 connection
+ * into a timewait socket to save memory; the connection's protocol state is
+ * still FIN_WAIT2.  In TIME_WAIT -> CLOSE: the timewait socket was still in
+ * that substate when it went away.
+ */
+#define TCPTRACE_F_TW_FIN_WAIT2	0x08
+/*
+ * Bits 4 to 7 of tcptrace_event.flags hold an enum tcptrace_cause: in a
+ * transition, why it happened, when the module knows (0 when it does not say);
+ * in a TCPTRACE_REC_EVENT record, what happened.
+ */
+#define TCPTRACE_F_CAUSE_SHIFT	4
+#define TCPTRACE_F_CAUSE_MASK	0xf0
+#define TCPTRACE_CAUSE(flags)	(((flags) & TCPTRACE_F_CAUSE_MASK) >> \
+				 TCPTRACE_F_CAUSE_SHIFT)
+
+/* Why a transition happened, or what a TCPTRACE_REC_EVENT record reports. */
+enum tcptrace_cause {
+	TCPTRACE_CAUSE_NONE = 0,	/* not said */
+	/* Events (tracepoints tcp:tcp_receive_reset and so on) */
+	TCPTRACE_CAUSE_RST_RECEIVED = 1,	/* a reset was received */
+	TCPTRACE_CAUSE_RST_SENT = 2,	/* a reset was sent */
+	TCPTRACE_CAUSE_RETRANSMIT = 3,	/* a segment was retransmitted */
+	/* Why a timewait socket went away: TIME_WAIT -> CLOSE */
+	TCPTRACE_CAUSE_TW_EXPIRED = 8,	/* its timer ran out (2MSL, or the FIN_WAIT2 timeout) */
+	TCPTRACE_CAUSE_TW_REUSED = 9,	/* a connect() took its 4-tuple (tcp_tw_reuse) */
+	TCPTRACE_CAUSE_TW_SYN = 10,	/* a new SYN from the peer took its 4-tuple */
+	TCPTRACE_CAUSE_TW_RST_RECEIVED = 11,	/* a reset arrived ("TIME_WAIT assassination") */
+	TCPTRACE_CAUSE_TW_RST_SENT = 12,	/* it answered a segment with a reset */
+	TCPTRACE_CAUSE_TW_NETNS = 13,	/* its network namespace was torn down */
+	TCPTRACE_CAUSE_TW_KILLED = 14,	/* killed from process context (SOCK_DESTROY, ss -K) */
+	TCPTRACE_CAUSE_MAX
+};
+
+#define TCPTRACE_CAUSE_NAMES {						\
+	[TCPTRACE_CAUSE_NONE] = "",					\
+	[TCPTRACE_CAUSE_RST_RECEIVED] = "reset received",		\
+	[TCPTRACE_CAUSE_RST_SENT] = "reset sent",			\
+	[TCPTRACE_CAUSE_RETRANSMIT] = "retransmission",			\
+	[TCPTRACE_CAUSE_TW_EXPIRED] = "timewait expired",		\
+	[TCPTRACE_CAUSE_TW_REUSED] = "timewait reused by connect",	\
+	[TCPTRACE_CAUSE_TW_SYN] = "timewait reused by a new SYN",	\
+	[TCPTRACE_CAUSE_TW_RST_RECEIVED] = "reset received in timewait", \
+	[TCPTRACE_CAUSE_TW_RST_SENT] = "reset sent from timewait",	\
+	[TCPTRACE_CAUSE_TW_NETNS] = "network namespace gone",		\
+	[TCPTRACE_CAUSE_TW_KILLED] = "timewait killed",			\
+}
 
 /**
  * struct tcptrace_event - one TCP state transition (112 bytes)
@@ -186,6 +244,13 @@ struct tcptrace_record {
 	};
 };
 
+/* tcptrace_info.hooks: what the module sees */
+#define TCPTRACE_HOOK_STATE	0x01	/* sock:inet_sock_set_state: every transition */
+#define TCPTRACE_HOOK_TW_ENTER	0x02	/* transitions into TIME_WAIT */
+#define TCPTRACE_HOOK_TW_EXIT	0x04	/* TIME_WAIT -> CLOSE with its cause */
+#define TCPTRACE_HOOK_RESET	0x08	/* resets sent and received */
+#define TCPTRACE_HOOK_RETRANS	0x10	/* retransmissions */
+
 /**
  * struct tcptrace_info - what the module is (TCPTRACE_IOC_INFO)
  * @abi_version: TCPTRACE_ABI_VERSION of the module.
@@ -193,6 +258,8 @@ struct tcptrace_record {
  * @nr_cpus: number of per-CPU buffers (CPU ids run from 0 to nr_cpus - 1).
  * @buffer_records: capacity of each CPU's buffer, in records.
  * @clock: clock of tcptrace_record.ts_ns, a clockid_t (CLOCK_MONOTONIC).
+ * @hooks: TCPTRACE_HOOK_* bits of the hooks that are attached; a view that
+ *	needs a missing hook is incomplete.  0 from modules older than hooks.
  * @reserved: zero.
  * @version: the module's version string, NUL-terminated.
  */
@@ -202,7 +269,8 @@ struct tcptrace_info {
 	__u32	nr_cpus;
 	__u32	buffer_records;
 	__u32	clock;
-	__u32	reserved[3];
+	__u32	hooks;
+	__u32	reserved[2];
 	char	version[32];
 };
 
@@ -246,6 +314,10 @@ struct tcptrace_stats {
 
 #define TCPTRACE_MAX_RANGES	8
 
+/* tcptrace_filter.flags */
+#define TCPTRACE_FILTER_NO_EVENTS	0x01	/* no TCPTRACE_REC_EVENT records */
+#define TCPTRACE_FILTER_FLAGS		TCPTRACE_FILTER_NO_EVENTS
+
 /* An inclusive range of ports, host byte order; lo <= hi. */
 struct tcptrace_port_range {
 	__u16	lo;
@@ -258,6 +330,7 @@ struct tcptrace_port_range {
  * @nr_ports: number of ranges in @ports.
  * @nr_lports: number of ranges in @lports.
  * @nr_rports: number of ranges in @rports.
+ * @flags: TCPTRACE_FILTER_*.
  * @old_states: bit (1 << state) set for each state of interest as the state left.
  * @new_states: bit (1 << state) set for each state of interest as the state entered.
  * @netns: 0 for any, else the inode number of one network namespace.
@@ -269,7 +342,10 @@ struct tcptrace_port_range {
  * A transition is recorded when it passes every part that is set: the
  * family; the netns; each non-empty port list; and, when either state mask
  * is non-zero, when its old state is in @old_states or its new state is in
- * @new_states.  The all-zero filter records every TCP transition.
+ * @new_states.  An event record (TCPTRACE_REC_EVENT) is judged the same
+ * way, its socket's state standing for both states, unless @flags has
+ * TCPTRACE_FILTER_NO_EVENTS, which drops them all.  The all-zero filter
+ * records every TCP transition and event.
  * Transitions the filter rejects are counted as filtered, never as lost.
  * Note that CLOSE -> SYN_SENT is recorded before the local port is chosen
  * (lport 0), and LISTEN -> SYN_RECV before the remote port is known.
@@ -279,7 +355,8 @@ struct tcptrace_filter {
 	__u8	nr_ports;
 	__u8	nr_lports;
 	__u8	nr_rports;
-	__u8	reserved[3];
+	__u8	flags;
+	__u8	reserved[2];
 	__u32	old_states;
 	__u32	new_states;
 	__u32	netns;
