@@ -338,6 +338,7 @@ static struct state {
 	unsigned long long nr_filtered;		/* rejected here */
 	unsigned long long nr_lost;
 	unsigned long long nr_unknown;
+	unsigned long long nr_events;
 	unsigned long long nr_reads;		/* read()s of the device that gave records */
 	unsigned long long nr_records;		/* records they gave */
 	struct cpu_loss *losses;
@@ -1307,6 +1308,28 @@ static void explain_open_error(const char *path, int err)
 	}
 }
 
+
+/* The module's TCPTRACE_HOOK_* bits, in order. */
+static const char *const hook_names[] = {
+	"state", "timewait-enter", "timewait-exit", "resets", "retransmits",
+};
+
+/*
+ * Say which views the module cannot fill: hooks it could not attach, or
+ * was loaded without.  A module older than the hooks reports none: say
+ * nothing then.
+ */
+static void note_hooks(__u32 hooks)
+{
+	if (!hooks)
+		return;
+	if (!(hooks & TCPTRACE_HOOK_TW_ENTER) ||
+	    !(hooks & TCPTRACE_HOOK_TW_EXIT))
+		warn("note: the module does not record TIME_WAIT (timewait=0, or no kprobes): a closing connection ends in FIN_WAIT2 -> CLOSE");
+	if (!(hooks & TCPTRACE_HOOK_RESET) || !(hooks & TCPTRACE_HOOK_RETRANS))
+		warn("note: the module does not record resets or retransmissions (causes=0, or no tracepoints for them)");
+}
+
 /* Open the device and check that it speaks this reader's ABI. */
 static int open_device(const char *path, int flags, struct tcptrace_info *info)
 {
@@ -1338,6 +1361,7 @@ static int open_device(const char *path, int flags, struct tcptrace_info *info)
 		     info->record_size, RECORD_SIZE);
 		goto close_fd;
 	}
+	note_hooks(info->hooks);
 	return fd;
 
 close_fd:
@@ -1396,6 +1420,13 @@ static int print_counters(int fd, const char *path,
 		total.buffer_records += c->buffer_records;
 	}
 	print_counters_row("total", &total);
+	if (info->hooks) {
+		fputs("hooks:", stdout);
+		for (cpu = 0; cpu < ARRAY_SIZE(hook_names); cpu++)
+			if (info->hooks & 1u << cpu)
+				printf(" %s", hook_names[cpu]);
+		putchar('\n');
+	}
 	if (nr != stats->nr_cpus)
 		warn("the module now has %u CPUs, %u are shown",
 		     stats->nr_cpus, nr);
@@ -2111,6 +2142,26 @@ static void format_ms(char *buf, size_t len, const struct view *v)
 	}
 }
 
+static const char *const cause_names[TCPTRACE_CAUSE_MAX] = TCPTRACE_CAUSE_NAMES;
+
+/*
+ * What a record says beyond its states: the cause of a transition or what an
+ * event was, and a timewait socket's FIN_WAIT2 substate.  "" if nothing.
+ */
+static const char *record_note(const struct tcptrace_record *rec, char *buf,
+			       size_t len)
+{
+	unsigned int cause = TCPTRACE_CAUSE(rec->ev.flags);
+	const char *what = cause < TCPTRACE_CAUSE_MAX && cause_names[cause] ?
+			   cause_names[cause] : "unknown cause";
+	bool fw2 = rec->ev.flags & TCPTRACE_F_TW_FIN_WAIT2;
+
+	snprintf(buf, len, "%s%s%s", cause ? what : "",
+		 cause && fw2 ? ", " : "",
+		 fw2 ? "timewait in FIN_WAIT2" : "");
+	return buf;
+}
+
 /* Whether a transition's sequence numbers mean anything. */
 static bool has_seq(const struct tcptrace_event *ev)
 {
@@ -2140,7 +2191,7 @@ static void table_transition(const struct tcptrace_record *rec,
 	const struct tcptrace_event *ev = &rec->ev;
 	size_t addr_width = env.wide ? ADDR_WIDTH_WIDE : ADDR_WIDTH;
 	char pid[24], comm[20], laddr[64], raddr[64], time[48], num[24];
-	char una[24], nxt[24], rcv[24], sock[24], ms[32];
+	char una[24], nxt[24], rcv[24], sock[24], ms[32], note[64];
 	const struct sock *s = env.absolute ? NULL : v->s;
 	const char *ctx, *oldstate, *newstate;
 	char ctxnum[24], oldnum[24], newnum[24];
@@ -2199,6 +2250,11 @@ static void table_transition(const struct tcptrace_record *rec,
 			   s ? s->irs : 0, s ? s->irs_name : 0);
 	}
 	format_ms(ms, sizeof(ms), v);
+	if (rec->type == TCPTRACE_REC_EVENT) {
+		newstate = "-";
+		strcpy(ms, "-");
+	}
+	record_note(rec, note + 2, sizeof(note) - 2);
 
 	/* As printf("%-*s %3u %-7s %-7s %-16s %-9s %-*s %-*s %-12s ..."). */
 	line_col(&l, time, env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH);
@@ -2219,6 +2275,11 @@ static void table_transition(const struct tcptrace_record *rec,
 	line_col(&l, nxt, 10);
 	line_col(&l, rcv, 10);
 	line_put(&l, ms, strlen(ms));
+	if (note[2]) {
+		note[0] = ' ';
+		note[1] = ' ';
+		line_put(&l, note, strlen(note));
+	}
 	line_put(&l, "\n", 1);
 	fwrite(l.buf, 1, l.len, stdout);
 }
@@ -2347,7 +2408,10 @@ static void json_transition(const struct tcptrace_record *rec,
 	const struct sock *s = v->s;
 	bool task = rec->ctx == TCPTRACE_CTX_TASK, seq = has_seq(ev);
 
-	fputs("{\"type\":\"transition\",", stdout);
+	if (rec->type == TCPTRACE_REC_EVENT)
+		fputs("{\"type\":\"event\",", stdout);
+	else
+		fputs("{\"type\":\"transition\",", stdout);
 	json_time("time", rec->ts_ns, src);
 	printf(",\"cpu\":%u,", rec->cpu);
 	if (rec->ctx < ARRAY_SIZE(ctx_names))
@@ -2372,6 +2436,16 @@ static void json_transition(const struct tcptrace_record *rec,
 	json_state("old", ev->oldstate);
 	json_state("new", ev->newstate);
 	printf(",\"flags\":%u", ev->flags);
+	if (TCPTRACE_CAUSE(ev->flags)) {
+		char note[64];
+
+		fputs(",\"cause\":", stdout);
+		record_note(rec, note, sizeof(note));
+		/* The cause alone, without the substate. */
+		json_string(note, strcspn(note, ","));
+	}
+	if (ev->flags & TCPTRACE_F_TW_FIN_WAIT2)
+		fputs(",\"tw_substate\":\"FIN_WAIT2\"", stdout);
 	if (task) {
 		printf(",\"pid\":%u,\"tgid\":%u,\"comm\":", ev->pid, ev->tgid);
 		json_string(ev->comm, sizeof(ev->comm));
@@ -2472,7 +2546,8 @@ static void csv_transition(const struct tcptrace_record *rec,
 	char buf[64];
 	bool seq = has_seq(ev);
 
-	fputs("transition,", stdout);
+	fputs(rec->type == TCPTRACE_REC_EVENT ? "event," : "transition,",
+	      stdout);
 	csv_time(rec->ts_ns, src);
 	printf(",%u,", rec->cpu);
 	if (rec->ctx < ARRAY_SIZE(ctx_names))
@@ -3571,6 +3646,31 @@ static bool process(const struct tcptrace_record *rec,
 		}
 		track(rec, &v, true);
 		return true;
+	case TCPTRACE_REC_EVENT:
+		/* A reset, a retransmission: shown, never a transition. */
+		if (!filter_match(rec)) {
+			st.nr_filtered++;
+			return false;
+		}
+		st.nr_events++;
+		note_first_ts(rec->ts_ns);
+		memset(&v, 0, sizeof(v));
+		if (!(rec->ev.flags & TCPTRACE_F_ID_UNSET))
+			v.s = sock_get(rec);
+		switch (env.format) {
+		case FMT_TABLE:
+			table_transition(rec, &v, src);
+			break;
+		case FMT_JSON:
+			json_transition(rec, &v, src);
+			break;
+		case FMT_CSV:
+			csv_transition(rec, &v, src);
+			break;
+		default:
+			break;
+		}
+		return true;
 	case TCPTRACE_REC_LOST:
 		note_first_ts(rec->ts_ns);
 		note_loss(rec);
@@ -3731,8 +3831,10 @@ static void print_summary(void)
 
 	if (quiet)
 		return;
-	fprintf(stderr, "%llu transitions, %llu lost", st.nr_transitions,
-		st.nr_lost);
+	fprintf(stderr, "%llu transitions, ", st.nr_transitions);
+	if (st.nr_events)
+		fprintf(stderr, "%llu events, ", st.nr_events);
+	fprintf(stderr, "%llu lost", st.nr_lost);
 	for (i = 0; i < st.nr_losses; i++)
 		fprintf(stderr, "%sCPU %u: %llu", i ? ", " : " (",
 			st.losses[i].cpu, st.losses[i].n);
