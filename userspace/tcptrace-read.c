@@ -2,7 +2,8 @@
 /*
  * tcptrace-read: print the TCP state transitions that the tcptrace module
  * records in /dev/tcptrace, save them to a capture file, or print a capture;
- * as a table, JSON lines, CSV, ladder diagrams or statistics.
+ * as a table, JSON lines, CSV, ladder diagrams or statistics; or draw a
+ * connection, or the statistics, as an SVG picture.
  *
  * The device returns fixed-size records, struct tcptrace_record of
  * include/uapi/linux/tcptrace.h, merged across CPUs in timestamp order; a
@@ -194,6 +195,9 @@ enum {
 	OPT_SOCK,
 	OPT_UID,
 	OPT_CGROUP,
+	OPT_SVG,
+	OPT_SVG_ALL,
+	OPT_CONNECTION,
 };
 
 enum format {
@@ -228,7 +232,18 @@ static struct env {
 	bool absolute;
 	bool wide;
 	bool counters;
+	const char *svg_path;		/* --svg: one picture, to this file */
+	const char *svg_dir;		/* --svg-all: one per connection, here */
+	const char *conn_arg;		/* --connection, as given */
 } env;
+
+/* The connection --connection names: a socket cookie, or a 4-tuple. */
+static struct conn_choice {
+	bool by_sock;
+	__u64 sock;
+	__u8 addr[2][16];		/* v4-mapped, as addr16() */
+	__u16 port[2];
+} conn_choice;
 
 /* An address prefix; IPv4 is kept v4-mapped, so it matches both forms. */
 struct cidr {
@@ -433,6 +448,15 @@ static const char usage_text[] =
 "                       since the first record\n"
 "      --absolute       raw 32-bit sequence numbers instead of x+N and y+N\n"
 "  -W, --wide           address columns wide enough for IPv6 (table)\n"
+"Pictures (SVG), instead of text:\n"
+"      --svg FILE       with -L: one connection as a sequence diagram; with\n"
+"                       -S: the histograms as bar charts (- is standard\n"
+"                       output); written whole at the end, or not at all\n"
+"      --svg-all DIR    with -L: one picture per connection, in DIR\n"
+"      --connection C   with -L --svg: the connection to draw, by the socket\n"
+"                       cookie of either end (hex) or its 4-tuple,\n"
+"                       ADDR:PORT,ADDR:PORT ([ADDR]:PORT for IPv6); by\n"
+"                       default the first one whose whole life was traced\n"
 "\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
@@ -471,6 +495,7 @@ static const char usage_text[] =
 "  " PROG " -j --duration 10   # 10 s of JSON lines\n"
 "  " PROG " -c 100 -w t.cap    # save the next 100 transitions\n"
 "  " PROG " -r t.cap -S        # statistics of a capture\n"
+"  " PROG " -r t.cap -L --svg c.svg  # its first connection, drawn\n"
 "  " PROG " --counters         # per-CPU counters of the module\n";
 
 static const struct option long_options[] = {
@@ -505,6 +530,9 @@ static const struct option long_options[] = {
 	{ "timestamp",	no_argument,		NULL, 'T' },
 	{ "absolute",	no_argument,		NULL, OPT_ABSOLUTE },
 	{ "wide",	no_argument,		NULL, 'W' },
+	{ "svg",	required_argument,	NULL, OPT_SVG },
+	{ "svg-all",	required_argument,	NULL, OPT_SVG_ALL },
+	{ "connection",	required_argument,	NULL, OPT_CONNECTION },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL,		0,			NULL, 0 },
@@ -802,6 +830,135 @@ bad:
 	usage_error("invalid duration '%s': expected seconds, as 10 or 0.5", s);
 }
 
+/* One end of a 4-tuple: a.b.c.d:port or [IPv6]:port; false if it is not. */
+static bool parse_endpoint(const char *s, size_t len, __u8 *addr, __u16 *port)
+{
+	const char *end = s + len, *host = s, *colon;
+	char hbuf[INET6_ADDRSTRLEN + 2], num[8];
+	size_t hlen;
+	long long p;
+
+	if (len && s[0] == '[') {
+		colon = memchr(s, ']', len);
+		if (!colon || colon + 1 == end || colon[1] != ':')
+			return false;
+		host = s + 1;
+		hlen = colon - host;
+		colon++;
+	} else {
+		colon = memrchr(s, ':', len);
+		if (!colon)
+			return false;
+		hlen = colon - s;
+	}
+	if (hlen >= sizeof(hbuf) || (size_t)(end - colon - 1) >= sizeof(num))
+		return false;
+	memcpy(hbuf, host, hlen);
+	hbuf[hlen] = '\0';
+	memcpy(num, colon + 1, end - colon - 1);
+	num[end - colon - 1] = '\0';
+	p = parse_number(num, 65535);
+	if (p <= 0)
+		return false;
+	*port = p;
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, hbuf, addr + 12) == 1) {
+		addr[10] = addr[11] = 0xff;
+		return true;
+	}
+	return inet_pton(AF_INET6, hbuf, addr) == 1;
+}
+
+/* --connection: a socket cookie in hex, or ADDR:PORT,ADDR:PORT. */
+static void parse_connection(const char *s)
+{
+	const char *comma = strchr(s, ',');
+	char *end;
+
+	env.conn_arg = s;
+	memset(&conn_choice, 0, sizeof(conn_choice));
+	if (!strchr(s, ':')) {
+		if (!strncasecmp(s, "0x", 2))
+			s += 2;
+		errno = 0;
+		conn_choice.sock = strtoull(s, &end, 16);
+		if (!isxdigit((unsigned char)*s) || *end || errno)
+			usage_error("--connection: bad connection '%s': expected a socket cookie in hex, as the SOCK column shows it, or ADDR:PORT,ADDR:PORT",
+				    env.conn_arg);
+		conn_choice.by_sock = true;
+		return;
+	}
+	if (!comma || strchr(comma + 1, ',') ||
+	    !parse_endpoint(s, comma - s, conn_choice.addr[0],
+			    &conn_choice.port[0]) ||
+	    !parse_endpoint(comma + 1, strlen(comma + 1), conn_choice.addr[1],
+			    &conn_choice.port[1]))
+		usage_error("--connection: bad 4-tuple '%s': expected ADDR:PORT,ADDR:PORT, as 127.0.0.1:55802,127.0.0.1:39879 or [::1]:57710,[::1]:37397",
+			    s);
+}
+
+/*
+ * Where --svg or --svg-all will write: refuse now what cannot be written
+ * at the end.  @dir is a directory to write in; @file, if not NULL, a file
+ * to replace there.
+ */
+static void check_svg_target(const char *opt, const char *arg,
+			     const char *dir, const char *file)
+{
+	struct stat sb, in;
+
+	if (stat(dir, &sb))
+		usage_error("%s %s: %s: %s", opt, arg, dir, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		usage_error("%s %s: %s is not a directory", opt, arg, dir);
+	if (access(dir, W_OK | X_OK))
+		usage_error("%s %s: cannot write in %s: %s", opt, arg, dir,
+			    strerror(errno));
+	if (!file || stat(file, &sb))
+		return;
+	if (S_ISDIR(sb.st_mode))
+		usage_error("%s %s: is a directory", opt, arg);
+	if (env.read_path && strcmp(env.read_path, "-") &&
+	    !stat(env.read_path, &in) && in.st_dev == sb.st_dev &&
+	    in.st_ino == sb.st_ino)
+		usage_error("%s %s: is the capture being read", opt, arg);
+}
+
+static void check_svg_options(void)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+
+	if (env.svg_path && env.svg_dir)
+		usage_error("--svg and --svg-all exclude each other");
+	if (env.svg_path && env.format != FMT_LADDER &&
+	    env.format != FMT_STATS)
+		usage_error("--svg draws the ladder (-L) or the statistics (-S), not %s",
+			    format_options[env.format]);
+	if (env.svg_dir && env.format != FMT_LADDER)
+		usage_error("--svg-all draws ladders: it needs -L, not %s",
+			    format_options[env.format]);
+	if (env.conn_arg && (!env.svg_path || env.format != FMT_LADDER))
+		usage_error("--connection chooses the connection that -L --svg FILE draws");
+	if (env.svg_dir) {
+		check_svg_target("--svg-all", env.svg_dir, env.svg_dir, NULL);
+	} else if (env.svg_path && strcmp(env.svg_path, "-")) {
+		slash = strrchr(env.svg_path, '/');
+		if (!*env.svg_path || (slash && !slash[1]))
+			usage_error("--svg '%s': not a file name", env.svg_path);
+		if (!slash)
+			strcpy(dir, ".");
+		else if (slash == env.svg_path)
+			strcpy(dir, "/");
+		else if ((size_t)(slash - env.svg_path) >= sizeof(dir))
+			usage_error("--svg: path too long");
+		else
+			snprintf(dir, sizeof(dir), "%.*s",
+				 (int)(slash - env.svg_path), env.svg_path);
+		check_svg_target("--svg", env.svg_path, dir, env.svg_path);
+	}
+}
+
 static void parse_args(int argc, char **argv)
 {
 	int opt, arg = optind ? optind : 1;
@@ -919,6 +1076,15 @@ static void parse_args(int argc, char **argv)
 		case 'W':
 			env.wide = true;
 			break;
+		case OPT_SVG:
+			env.svg_path = optarg;
+			break;
+		case OPT_SVG_ALL:
+			env.svg_dir = optarg;
+			break;
+		case OPT_CONNECTION:
+			parse_connection(optarg);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -945,7 +1111,8 @@ static void parse_args(int argc, char **argv)
 	if (env.counters) {
 		if (env.read_path || env.drain || env.count ||
 		    env.duration_ns || env.format_given || filt.any ||
-		    env.timestamp || env.absolute || env.wide)
+		    env.timestamp || env.absolute || env.wide ||
+		    env.svg_path || env.svg_dir || env.conn_arg)
 			usage_error("--counters takes no other option but --device");
 		return;
 	}
@@ -964,6 +1131,7 @@ static void parse_args(int argc, char **argv)
 			    format_options[env.format],
 			    env.format == FMT_JSON || env.format == FMT_CSV ?
 			    " (it has both forms)" : "");
+	check_svg_options();
 }
 
 /* ------------------------------------------------------------------ */
@@ -2621,7 +2789,7 @@ static void csv_unknown(const struct tcptrace_record *rec,
 }
 
 /* ------------------------------------------------------------------ */
-/* Ladders                                                             */
+/* Ladders: what the records tell of one connection                    */
 
 /*
  * A ladder draws one connection as the textbook does: the client's lifeline
@@ -2639,12 +2807,18 @@ static void csv_unknown(const struct tcptrace_record *rec,
  * alone, the peer's lifeline empty.  A ladder is printed once its sockets
  * have closed, and at the end for those still open.  Numbers come only from
  * the records; what they do not tell is printed as '?'.
+ *
+ * ladder_build() computes a ladder once, as rows and notes (struct ladder);
+ * the text printer below and the SVG picture (section "Pictures") both draw
+ * those rows, so that the two always show the same numbers.
  */
 
 /* The two ends: 0 is the left lifeline, 1 the right. */
 struct end {
 	const struct sock *s;		/* NULL: not traced */
-	const char *role;		/* "client", "server", "end", "peer" */
+	const char *role;		/* "client", "server", "socket", "peer" */
+	char desc[96];			/* "sock 2, pid 162 (tcpscen)" */
+	bool tw_unseen;			/* ended into TIME_WAIT, not recorded */
 };
 
 enum seg {
@@ -2670,7 +2844,31 @@ struct dir {
 	char name;		/* 'x' or 'y' */
 	char fin_name;		/* 'u' or 'w' */
 	bool name_used, fin_name_used;
+	bool syn_rtx_known, fin_rtx_known;
+	unsigned int syn_rtx;	/* times its SYN was retransmitted */
+	unsigned int fin_rtx;	/* times its FIN was */
 };
+
+/* A row: a transition, or a segment that no transition's row shows. */
+struct lrow {
+	const struct tcptrace_record *rec;	/* NULL: a segment's own row */
+	int side;		/* the end whose state it shows; -1: none */
+	bool unseen;		/* that end entered the state when no record shows */
+	__u8 state;		/* the state entered (unseen: the state it was in) */
+	bool dur_known;		/* how long the end stayed in that state */
+	__u64 dur_ns;
+	enum seg seg;		/* the segment the row shows; SEG_NR: none */
+	int from;		/* the end that sent it */
+	char label[96];		/* its label, as "ACK ack=u+1" */
+};
+
+/*
+ * Rows: two per transition at most (one shows a state entered unseen), and
+ * one per segment.
+ */
+#define LADDER_MAX_ROWS		(4 * LADDER_MAX_RECS + 2 * SEG_NR)
+#define LADDER_MAX_NOTES	16
+#define NOTE_LEN		256
 
 struct ladder {
 	struct end end[2];
@@ -2679,9 +2877,48 @@ struct ladder {
 	bool data_drawn;
 	int active;		/* the end that sent the first FIN, or -1 */
 	bool simultaneous;
+	bool socket_peer;	/* roles not known: "socket" and "peer" */
+	char addr[2][80];	/* each end's ADDR:PORT, or "?" */
+	__u32 netns;
+	unsigned long long seq;	/* when its first socket was first seen */
+	bool complete;		/* every traced end seen from birth to CLOSE */
+	struct lrow *rows;
+	unsigned int nr_rows;
+	int recv_row[SEG_NR][2];	/* the row that received [seg][sender] */
+	char legend[NOTE_LEN];	/* the symbols' values; "" if none */
+	char notes[LADDER_MAX_NOTES][NOTE_LEN];	/* how it ended, and more */
+	unsigned int nr_notes;
 };
 
+static struct lrow ladder_rows[LADDER_MAX_ROWS];
 static const struct source *ladder_src;
+
+/* Append to the string in @buf, as far as it goes. */
+__attribute__((format(printf, 3, 4)))
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t n = strnlen(buf, len);
+	va_list ap;
+
+	if (n + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+/* A line of the notes below the rows. */
+__attribute__((format(printf, 2, 3)))
+static void note(struct ladder *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->nr_notes >= LADDER_MAX_NOTES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(l->notes[l->nr_notes++], NOTE_LEN, fmt, ap);
+	va_end(ap);
+}
 
 /*
  * A transition of @s, by old -> new (-1: any); with @seq, only one that
@@ -2709,7 +2946,10 @@ static const struct tcptrace_record *find_rec(const struct sock *s, int old,
 	return find_trans(s, old, new, true);
 }
 
-/* Into CLOSE other than by the FIN handshake or a failed connect. */
+/*
+ * Into CLOSE other than by the FIN handshake, a failed connect or the end
+ * of TIME_WAIT.
+ */
 static bool is_abort(const struct tcptrace_event *ev)
 {
 	return ev->newstate == TCPTRACE_CLOSE &&
@@ -2717,8 +2957,19 @@ static bool is_abort(const struct tcptrace_event *ev)
 	       ev->oldstate != TCPTRACE_FIN_WAIT2 &&
 	       ev->oldstate != TCPTRACE_CLOSING &&
 	       ev->oldstate != TCPTRACE_LAST_ACK &&
+	       ev->oldstate != TCPTRACE_TIME_WAIT &&
 	       ev->oldstate != TCPTRACE_LISTEN &&
 	       ev->oldstate != TCPTRACE_CLOSE;
+}
+
+/*
+ * Whether a transition into TIME_WAIT left the connection in FIN_WAIT2:
+ * an orphaned FIN_WAIT2 handed to a timewait socket, the peer's FIN not
+ * come yet.  A module that records TIME_WAIT says so with a flag.
+ */
+static bool tw_fin_wait2(const struct tcptrace_event *ev)
+{
+	return ev->flags & TCPTRACE_F_TW_FIN_WAIT2;
 }
 
 static const struct tcptrace_record *first_abort(const struct sock *s)
@@ -2769,12 +3020,16 @@ static void ladder_fin(struct ladder *l, int i)
 				 TCPTRACE_CLOSE_WAIT)) ||
 		   (r = find_rec(peer, TCPTRACE_FIN_WAIT1,
 				 TCPTRACE_CLOSING)) ||
-		   (r = find_rec(peer, TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE))) {
+		   (r = find_rec(peer, TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE)) ||
+		   ((r = find_rec(peer, TCPTRACE_FIN_WAIT2,
+				  TCPTRACE_TIME_WAIT)) &&
+		    !tw_fin_wait2(&r->ev))) {
 		d->fin = r->ev.rcv_nxt - 1;
 		d->fin_known = true;
 	} else if ((r = find_rec(me, TCPTRACE_FIN_WAIT1,
 				 TCPTRACE_FIN_WAIT2)) ||
 		   (r = find_rec(me, TCPTRACE_CLOSING, TCPTRACE_CLOSE)) ||
+		   (r = find_rec(me, TCPTRACE_CLOSING, TCPTRACE_TIME_WAIT)) ||
 		   (r = find_rec(me, TCPTRACE_LAST_ACK, TCPTRACE_CLOSE))) {
 		d->fin = r->ev.snd_una - 1;
 		d->fin_known = true;
@@ -2817,6 +3072,56 @@ static void ladder_data(struct ladder *l, int i)
 		d->late = d->fin - cut;
 		d->late_first = cut;
 		d->late_known = d->late < 0x80000000U;
+	}
+}
+
+/* Whether a transition acknowledges the FIN of the socket making it. */
+static bool acks_own_fin(const struct tcptrace_event *ev)
+{
+	switch (ev->oldstate << 8 | ev->newstate) {
+	case TCPTRACE_FIN_WAIT1 << 8 | TCPTRACE_FIN_WAIT2:
+	case TCPTRACE_CLOSING << 8 | TCPTRACE_CLOSE:
+	case TCPTRACE_CLOSING << 8 | TCPTRACE_TIME_WAIT:
+	case TCPTRACE_LAST_ACK << 8 | TCPTRACE_CLOSE:
+		return true;
+	}
+	return false;
+}
+
+/*
+ * How often end @i retransmitted its SYN and its FIN, where the records
+ * tell.  A socket in SYN_SENT has sent nothing but its SYN: total_retrans
+ * on leaving it counts SYNs.  A FIN counts what was retransmitted from its
+ * FIN_WAIT1 (or LAST_ACK) until it was acknowledged, when nothing else was
+ * unacknowledged as it went (snd_una is write_seq, the FIN's number).
+ */
+static void ladder_retrans(struct ladder *l, int i)
+{
+	const struct tcptrace_record *in, *out;
+	const struct sock *s = l->end[i].s;
+	struct dir *d = &l->dir[i];
+	unsigned int k;
+
+	if ((out = find_trans(s, TCPTRACE_SYN_SENT, TCPTRACE_ESTABLISHED,
+			      false)) ||
+	    (out = find_trans(s, TCPTRACE_SYN_SENT, TCPTRACE_CLOSE, false))) {
+		d->syn_rtx = out->ev.total_retrans;
+		d->syn_rtx_known = true;
+	}
+	in = find_rec(s, -1, TCPTRACE_FIN_WAIT1);
+	if (!in)
+		in = find_rec(s, TCPTRACE_CLOSE_WAIT, TCPTRACE_LAST_ACK);
+	if (!in || in->ev.snd_una != in->ev.write_seq)
+		return;
+	for (k = in - s->recs + 1; k < s->nr_recs; k++) {
+		out = &s->recs[k];
+		if (acks_own_fin(&out->ev) &&
+		    out->ev.total_retrans >= in->ev.total_retrans) {
+			d->fin_rtx = out->ev.total_retrans -
+				     in->ev.total_retrans;
+			d->fin_rtx_known = true;
+			return;
+		}
 	}
 }
 
@@ -2940,45 +3245,29 @@ static void seg_label(char *buf, size_t len, struct ladder *l, enum seg seg,
 	}
 }
 
-/* One row: TIME, the left state, the arrow, the right state. */
-static void ladder_row(struct ladder *l, const char *time, int side,
-		       const char *state, enum seg seg, int from)
+/* Add a row, its label made now (which names the symbols it uses). */
+static int ladder_add_row(struct ladder *l, const struct tcptrace_record *rec,
+			  int side, bool unseen, __u8 state, enum seg seg,
+			  int from)
 {
-	char label[96], arrow[160], pad = '-';
-	int n, fill;
+	struct lrow *r;
 
-	arrow[0] = '\0';
-	if (seg != SEG_NR) {
-		seg_label(label, sizeof(label), l, seg, from);
-		if (seg == SEG_DATA || seg == SEG_LATE)
-			pad = '=';
-		fill = ARROW_WIDTH - (int)strlen(label) - 6;
-		if (fill < 1)
-			fill = 1;
-		if (from == 0) {
-			n = snprintf(arrow, sizeof(arrow), "%c%c%c %s ", pad,
-				     pad, pad, label);
-			memset(arrow + n, pad, fill);
-			arrow[n + fill] = '>';
-			arrow[n + fill + 1] = '\0';
-		} else {
-			arrow[0] = '<';
-			memset(arrow + 1, pad, fill);
-			snprintf(arrow + 1 + fill, sizeof(arrow) - 1 - fill,
-				 " %s %c%c%c", label, pad, pad, pad);
-		}
-	}
-	if (side == 1)
-		printf("%-*s %-12s |%-*s| %s\n",
-		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, "",
-		       ARROW_WIDTH, arrow, state);
-	else
-		printf("%-*s %-12s |%-*s|\n",
-		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time,
-		       side == 0 ? state : "", ARROW_WIDTH, arrow);
+	if (l->nr_rows >= LADDER_MAX_ROWS)
+		return -1;
+	r = &l->rows[l->nr_rows];
+	memset(r, 0, sizeof(*r));
+	r->rec = rec;
+	r->side = side;
+	r->unseen = unseen;
+	r->state = state;
+	r->seg = seg;
+	r->from = from;
+	if (seg != SEG_NR)
+		seg_label(r->label, sizeof(r->label), l, seg, from);
+	return l->nr_rows++;
 }
 
-/* The row of a segment no transition row has shown, drawn at most once. */
+/* The row of a segment no transition row has shown, added at most once. */
 static void ladder_seg_row(struct ladder *l, enum seg seg, int from)
 {
 	if (l->drawn[seg][from])
@@ -2991,7 +3280,7 @@ static void ladder_seg_row(struct ladder *l, enum seg seg, int from)
 		if (!n || (n < 0 && (seg == SEG_LATE || !l->end[from].s)))
 			return;
 	}
-	ladder_row(l, "", -1, "", seg, from);
+	ladder_add_row(l, NULL, -1, false, 0, seg, from);
 }
 
 static void ladder_data_rows(struct ladder *l)
@@ -3005,16 +3294,16 @@ static void ladder_data_rows(struct ladder *l)
 
 /*
  * One transition of end @i: first the rows of the segments it received
- * that no row has shown yet, then its own row with what it sent.
+ * that no row has shown yet, then its own row with what it sent.  The
+ * segment it received lands on its row (recv_row).
  */
 static void ladder_event(struct ladder *l, int i,
 			 const struct tcptrace_record *rec)
 {
 	const struct tcptrace_event *ev = &rec->ev;
 	const struct tcptrace_record *peer_est;
-	char time[48], state[16];
-	enum seg send = SEG_NR;
-	int o = !i;
+	enum seg send = SEG_NR, recv = SEG_NR;
+	int o = !i, row;
 
 	switch (ev->oldstate << 8 | ev->newstate) {
 	case TCPTRACE_CLOSE << 8 | TCPTRACE_SYN_SENT:
@@ -3022,11 +3311,14 @@ static void ladder_event(struct ladder *l, int i,
 		break;
 	case TCPTRACE_SYN_SENT << 8 | TCPTRACE_ESTABLISHED:
 		ladder_seg_row(l, SEG_SYNACK, o);
+		recv = SEG_SYNACK;
 		send = SEG_ACK3;
 		break;
 	case TCPTRACE_SYN_SENT << 8 | TCPTRACE_CLOSE:
-		if (!ev->total_retrans)
+		if (!ev->total_retrans) {
 			ladder_seg_row(l, SEG_RST, o);
+			recv = SEG_RST;
+		}
 		break;
 	case TCPTRACE_LISTEN << 8 | TCPTRACE_SYN_RECV:
 		peer_est = find_rec(l->end[o].s, TCPTRACE_SYN_SENT,
@@ -3034,15 +3326,18 @@ static void ladder_event(struct ladder *l, int i,
 		ladder_seg_row(l, SEG_SYN, o);
 		if (peer_est && peer_est->ts_ns > rec->ts_ns) {
 			/* Born at the SYN (Fast Open): it answers. */
+			recv = SEG_SYN;
 			send = SEG_SYNACK;
 		} else {
 			/* Born at the last ACK; a request socket answered. */
 			ladder_seg_row(l, SEG_SYNACK, i);
 			ladder_seg_row(l, SEG_ACK3, o);
+			recv = SEG_ACK3;
 		}
 		break;
 	case TCPTRACE_SYN_RECV << 8 | TCPTRACE_ESTABLISHED:
 		ladder_seg_row(l, SEG_ACK3, o);
+		recv = SEG_ACK3;
 		break;
 	case TCPTRACE_ESTABLISHED << 8 | TCPTRACE_FIN_WAIT1:
 	case TCPTRACE_SYN_RECV << 8 | TCPTRACE_FIN_WAIT1:
@@ -3052,20 +3347,28 @@ static void ladder_event(struct ladder *l, int i,
 	case TCPTRACE_ESTABLISHED << 8 | TCPTRACE_CLOSE_WAIT:
 		ladder_data_rows(l);
 		ladder_seg_row(l, SEG_FIN, o);
+		recv = SEG_FIN;
 		send = SEG_FINACK;
 		break;
 	case TCPTRACE_FIN_WAIT1 << 8 | TCPTRACE_FIN_WAIT2:
 	case TCPTRACE_CLOSING << 8 | TCPTRACE_CLOSE:
+	case TCPTRACE_CLOSING << 8 | TCPTRACE_TIME_WAIT:
 	case TCPTRACE_LAST_ACK << 8 | TCPTRACE_CLOSE:
 		ladder_seg_row(l, SEG_FINACK, o);
+		recv = SEG_FINACK;
 		break;
 	case TCPTRACE_FIN_WAIT1 << 8 | TCPTRACE_CLOSING:
 		ladder_seg_row(l, SEG_FIN, o);
+		recv = SEG_FIN;
 		send = SEG_FINACK;
 		break;
 	case TCPTRACE_FIN_WAIT2 << 8 | TCPTRACE_CLOSE:
+	case TCPTRACE_FIN_WAIT2 << 8 | TCPTRACE_TIME_WAIT:
+		if (tw_fin_wait2(ev))
+			break;	/* no FIN came: a timewait socket waits for it */
 		ladder_seg_row(l, SEG_LATE, o);
 		ladder_seg_row(l, SEG_FIN, o);
+		recv = SEG_FIN;
 		send = SEG_FINACK;
 		break;
 	case TCPTRACE_CLOSE_WAIT << 8 | TCPTRACE_LAST_ACK:
@@ -3076,18 +3379,44 @@ static void ladder_event(struct ladder *l, int i,
 		if (!is_abort(ev))
 			break;
 		ladder_data_rows(l);
-		if (rec->ctx == TCPTRACE_CTX_TASK)
+		if (rec->ctx == TCPTRACE_CTX_TASK) {
 			send = SEG_RST;
-		else
+		} else {
 			ladder_seg_row(l, SEG_RST, o);
+			recv = SEG_RST;
+		}
 	}
 	if (send != SEG_NR && l->drawn[send][i])
 		send = SEG_NR;	/* its receiver's row showed it already */
 	if (send != SEG_NR)
 		l->drawn[send][i] = true;
-	format_time(time, sizeof(time), rec->ts_ns, ladder_src);
-	format_state(state, sizeof(state), ev->newstate);
-	ladder_row(l, time, i, state, send, i);
+	row = ladder_add_row(l, rec, i, false, ev->newstate, send, i);
+	if (row >= 0 && recv != SEG_NR && l->recv_row[recv][o] < 0)
+		l->recv_row[recv][o] = row;
+}
+
+/* How long each end stayed in the state each of its rows entered. */
+static void ladder_durations(struct ladder *l)
+{
+	struct lrow *r, *next;
+	unsigned int i, j;
+
+	for (i = 0; i < l->nr_rows; i++) {
+		r = &l->rows[i];
+		if (r->side < 0 || r->unseen)
+			continue;
+		for (j = i + 1; j < l->nr_rows; j++)
+			if (l->rows[j].side == r->side)
+				break;
+		if (j == l->nr_rows)
+			continue;
+		next = &l->rows[j];
+		if (next->unseen || next->rec->ev.oldstate != r->state ||
+		    next->rec->ts_ns < r->rec->ts_ns)
+			continue;
+		r->dur_known = true;
+		r->dur_ns = next->rec->ts_ns - r->rec->ts_ns;
+	}
 }
 
 static void format_duration(char *buf, size_t len, __u64 ns)
@@ -3118,52 +3447,56 @@ static bool end_addrs(const struct sock *s, char *l, char *r, size_t len)
 	return false;
 }
 
-static void end_line(const struct ladder *l, int i)
+/* "sock 2, pid 162 (tcpscen)": the socket cookie and its task, if seen. */
+static void end_desc(struct end *e)
 {
-	const struct sock *s = l->end[i].s;
+	const struct sock *s = e->s;
 	char comm[20];
 	unsigned int k;
 
-	printf("  %s: ", l->end[i].role);
 	if (!s) {
-		printf("not traced\n");
+		snprintf(e->desc, sizeof(e->desc), "not traced");
 		return;
 	}
-	printf("sock %llx", (unsigned long long)s->id);
+	snprintf(e->desc, sizeof(e->desc), "sock %llx",
+		 (unsigned long long)s->id);
 	for (k = 0; k < s->nr_recs; k++) {
 		if (s->recs[k].ctx == TCPTRACE_CTX_TASK) {
 			format_comm(comm, sizeof(comm), s->recs[k].ev.comm,
 				    sizeof(s->recs[k].ev.comm));
-			printf(", pid %u (%s)", s->recs[k].ev.tgid, comm);
+			append(e->desc, sizeof(e->desc), ", pid %u (%s)",
+			       s->recs[k].ev.tgid, comm);
 			break;
 		}
 	}
-	putchar('\n');
 }
 
 /* The symbols the arrows used, and their values. */
-static void legend(struct ladder *l)
+static void ladder_legend(struct ladder *l)
 {
-	char a[24];
-	const char *sep = "  ";
+	char a[24], *buf = l->legend;
+	const char *sep = "";
+	size_t len = sizeof(l->legend);
 	int i, e, n = 0;
 
+	buf[0] = '\0';
 	if (env.absolute)
 		return;
 	for (i = 0; i < 2; i++) {
 		if (!l->dir[i].name_used)
 			continue;
 		if (l->dir[i].isn_known)
-			printf("%s%c = %u", sep, l->dir[i].name,
+			append(buf, len, "%s%c = %u", sep, l->dir[i].name,
 			       l->dir[i].isn);
 		else
-			printf("%s%c = ?", sep, l->dir[i].name);
+			append(buf, len, "%s%c = ?", sep, l->dir[i].name);
 		sep = ", ";
 		n++;
 	}
 	if (n)
-		printf(" (initial sequence number%s)", n > 1 ? "s" : "");
-	sep = n ? "; " : "  ";
+		append(buf, len, " (initial sequence number%s)",
+		       n > 1 ? "s" : "");
+	sep = n ? "; " : "";
 	n = 0;
 	for (i = 0; i < 2; i++) {
 		e = l->active >= 0 ? (i ? !l->active : l->active) : i;
@@ -3171,14 +3504,12 @@ static void legend(struct ladder *l)
 			continue;
 		format_dir_value(a, sizeof(a), &l->dir[e], l->dir[e].fin_known,
 				 l->dir[e].fin);
-		printf("%s%c = %s", sep, l->dir[e].fin_name, a);
+		append(buf, len, "%s%c = %s", sep, l->dir[e].fin_name, a);
 		sep = ", ";
 		n++;
 	}
 	if (n)
-		printf(" (FIN%s)", n > 1 ? "s" : "");
-	if (*sep != ' ')
-		putchar('\n');
+		append(buf, len, " (FIN%s)", n > 1 ? "s" : "");
 }
 
 /*
@@ -3186,7 +3517,7 @@ static void legend(struct ladder *l)
  * a sure one: on loopback the RST comes while connect() holds the socket
  * and is processed on its task, as close() in SYN_SENT would be.
  */
-static void outcome_connect(const struct ladder *l, int i)
+static void outcome_connect(struct ladder *l, int i)
 {
 	const struct sock *s = l->end[i].s;
 	const struct tcptrace_record *r, *born;
@@ -3199,51 +3530,77 @@ static void outcome_connect(const struct ladder *l, int i)
 	if (born && r->ts_ns >= born->ts_ns)
 		format_duration(d, sizeof(d), r->ts_ns - born->ts_ns);
 	if (!r->ev.total_retrans)
-		printf("  connect refused: SYN_SENT -> CLOSE %s after connect(), no SYN retransmitted: a RST (or an ICMP error) answered the SYN\n",
-		       d);
+		note(l, "connect refused: SYN_SENT -> CLOSE %s after connect(), no SYN retransmitted: a RST (or an ICMP error) answered the SYN",
+		     d);
 	else
-		printf("  connect failed: SYN_SENT -> CLOSE %s after connect() and %u SYN retransmission%s: timed out, or refused late\n",
-		       d, r->ev.total_retrans,
-		       r->ev.total_retrans == 1 ? "" : "s");
+		note(l, "connect failed: SYN_SENT -> CLOSE %s after connect() and %u SYN retransmission%s: timed out, or refused late",
+		     d, r->ev.total_retrans,
+		     r->ev.total_retrans == 1 ? "" : "s");
 	if (r->ctx == TCPTRACE_CTX_TASK)
-		printf("  (in task context, as on loopback, where the answer waits for connect() to let go of the socket; close() in SYN_SENT would look the same)\n");
+		note(l, "(in task context, as on loopback, where the answer waits for connect() to let go of the socket; close() in SYN_SENT would look the same)");
 }
 
-/* Whether @s ended into TIME_WAIT, as far as its records show. */
+/* Whether @s entered TIME_WAIT, and a record shows it. */
+static bool time_wait_seen(const struct sock *s)
+{
+	return find_trans(s, -1, TCPTRACE_TIME_WAIT, false);
+}
+
+/*
+ * Whether @s ended into TIME_WAIT, as far as its records show: without a
+ * TIME_WAIT record, its full socket's last transition reads CLOSE.
+ */
 static bool to_time_wait(const struct sock *s)
 {
 	return find_trans(s, TCPTRACE_FIN_WAIT2, TCPTRACE_CLOSE, false) ||
-	       find_trans(s, TCPTRACE_CLOSING, TCPTRACE_CLOSE, false);
+	       find_trans(s, TCPTRACE_CLOSING, TCPTRACE_CLOSE, false) ||
+	       time_wait_seen(s);
+}
+
+/* What the active closer's TIME_WAIT was, for its note; "" if none. */
+static void time_wait_phrase(char *buf, size_t len, const struct sock *s)
+{
+	const struct tcptrace_record *in, *out;
+	char d[32];
+
+	in = find_trans(s, -1, TCPTRACE_TIME_WAIT, false);
+	out = find_trans(s, TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, false);
+	buf[0] = '\0';
+	if (in && out && out->ts_ns >= in->ts_ns) {
+		format_duration(d, sizeof(d), out->ts_ns - in->ts_ns);
+		snprintf(buf, len, "; then TIME_WAIT, for %s", d);
+	} else if (in) {
+		snprintf(buf, len, "; then TIME_WAIT");
+	} else if (to_time_wait(s)) {
+		snprintf(buf, len,
+			 "; then TIME_WAIT, which is not traced: its last row reads CLOSE");
+	}
 }
 
 /* The close by FINs: who went first, how long the other took. */
-static void outcome_close(const struct ladder *l)
+static void outcome_close(struct ladder *l)
 {
 	const struct sock *as = l->end[l->active].s, *ps = l->end[!l->active].s;
 	const struct tcptrace_record *in, *out;
 	const char *a = l->end[l->active].role, *p = l->end[!l->active].role;
 	const struct dir *pd = &l->dir[!l->active];
-	char d[32];
+	char d[32], tw[96];
 
-	printf("  active close: the %s sent the first FIN%s\n", a,
-	       to_time_wait(as) ?
-	       "; then TIME_WAIT, which is not traced: its last row reads CLOSE" :
-	       "");
+	time_wait_phrase(tw, sizeof(tw), as);
+	note(l, "active close: the %s sent the first FIN%s", a, tw);
 	in = find_trans(ps, TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE_WAIT, false);
 	out = find_trans(ps, TCPTRACE_CLOSE_WAIT, -1, false);
 	if (in && out && out->ts_ns >= in->ts_ns) {
 		format_duration(d, sizeof(d), out->ts_ns - in->ts_ns);
-		printf("  passive close: the %s, after %s in CLOSE_WAIT\n", p,
-		       d);
+		note(l, "passive close: the %s, after %s in CLOSE_WAIT", p, d);
 	} else if (in) {
-		printf("  passive close: the %s, in CLOSE_WAIT at the end\n",
-		       p);
+		note(l, "passive close: the %s, in CLOSE_WAIT at the end", p);
 	} else if (!ps && to_time_wait(as)) {
-		printf("  passive close: the %s (its FIN came)\n", p);
+		note(l, "passive close: the %s (its FIN came)", p);
 	}
 	if (pd->late_known && pd->late)
-		printf("  half-close: the %s sent %u byte%s in CLOSE_WAIT, after the %s's FIN\n",
-		       p, pd->late, pd->late == 1 ? "" : "s", a);
+		note(l, "half-close: the %s sent %u byte%s in CLOSE_WAIT, after the %s's FIN",
+		     p, pd->late, pd->late == 1 ? "" : "s", a);
 }
 
 /* How the connection closed, in words, from the records alone. */
@@ -3253,17 +3610,20 @@ static void ladder_outcome(struct ladder *l)
 	const struct sock *s;
 	char d[32];
 	int i, first;
-	bool open = false;
+	bool open = false, tw = true;
 
 	for (i = 0; i < 2; i++) {
 		outcome_connect(l, i);
 		s = l->end[i].s;
 		if (s && !s->closed)
 			open = true;
+		if (s && !time_wait_seen(s))
+			tw = false;
 		ab[i] = first_abort(s);
 	}
 	if (l->simultaneous) {
-		printf("  simultaneous close: each end sent its FIN before the other's came (FIN_WAIT1 -> CLOSING); then TIME_WAIT, which is not traced\n");
+		note(l, "simultaneous close: each end sent its FIN before the other's came (FIN_WAIT1 -> CLOSING); then TIME_WAIT%s",
+		     tw ? "" : ", which is not traced");
 	} else if (l->active >= 0) {
 		outcome_close(l);
 	} else if (ab[0] || ab[1]) {
@@ -3271,27 +3631,27 @@ static void ladder_outcome(struct ladder *l)
 			ab[0] ? 0 : 1;
 		format_state(d, sizeof(d), ab[first]->ev.oldstate);
 		if (ab[first]->ctx == TCPTRACE_CTX_TASK && ab[!first])
-			printf("  reset: the %s aborted, %s -> CLOSE in task context with no FIN: it sent a RST; the other end closed when it came\n",
-			       l->end[first].role, d);
+			note(l, "reset: the %s aborted, %s -> CLOSE in task context with no FIN: it sent a RST; the other end closed when it came",
+			     l->end[first].role, d);
 		else if (ab[first]->ctx == TCPTRACE_CTX_TASK)
-			printf("  reset: the %s went %s -> CLOSE in task context with no FIN: it aborted (sending a RST), or a RST from the peer was processed on its task\n",
-			       l->end[first].role, d);
+			note(l, "reset: the %s went %s -> CLOSE in task context with no FIN: it aborted (sending a RST), or a RST from the peer was processed on its task",
+			     l->end[first].role, d);
 		else
-			printf("  reset: the %s went %s -> CLOSE with no FIN, on a RST (or a timeout)%s\n",
-			       l->end[first].role, d,
-			       ab[!first] ? "; so did the other end" : "");
+			note(l, "reset: the %s went %s -> CLOSE with no FIN, on a RST (or a timeout)%s",
+			     l->end[first].role, d,
+			     ab[!first] ? "; so did the other end" : "");
 	}
 	if (open)
-		printf("  still open when the records end\n");
+		note(l, "still open when the records end");
 	for (i = 0; i < 2; i++) {
 		s = l->end[i].s;
 		if (s && s->lost_while_open)
-			printf("  transitions were lost while the %s was open: this ladder may lack some\n",
-			       l->end[i].role);
+			note(l, "transitions were lost while the %s was open: this ladder may lack some",
+			     l->end[i].role);
 		if (s && s->recs_dropped)
-			printf("  %u more transition%s of the %s not drawn\n",
-			       s->recs_dropped, s->recs_dropped == 1 ? "" : "s",
-			       l->end[i].role);
+			note(l, "%u more transition%s of the %s not drawn",
+			     s->recs_dropped, s->recs_dropped == 1 ? "" : "s",
+			     l->end[i].role);
 	}
 }
 
@@ -3307,18 +3667,31 @@ static int role_rank(const struct sock *s)
 	return 1;
 }
 
-static void ladder_print(const struct sock *a, const struct sock *b)
+/* Whether all of @s's life is in its records: from birth to CLOSE. */
+static bool whole_life(const struct sock *s)
+{
+	const struct tcptrace_event *ev;
+
+	if (!s)
+		return true;
+	if (!s->nr_recs || !s->closed || s->lost_while_open ||
+	    s->recs_dropped)
+		return false;
+	ev = &s->recs[0].ev;
+	return ev->oldstate == TCPTRACE_CLOSE ||
+	       (ev->oldstate == TCPTRACE_LISTEN &&
+		ev->newstate == TCPTRACE_SYN_RECV);
+}
+
+/* Which end goes left, and the roles: the client on the left. */
+static void ladder_ends(struct ladder *l, const struct sock *a,
+			const struct sock *b)
 {
 	static const char *const left_role[] = { "client", "socket", "client" };
 	static const char *const right_role[] = { "server", "peer", "server" };
-	struct ladder l;
 	const struct sock *t;
-	char la[80] = "?", ra[80] = "?", state[16];
-	unsigned int k[2] = { 0, 0 };
-	int i, side, rank;
+	int rank;
 
-	memset(&l, 0, sizeof(l));
-	/* The client on the left; alone, an accepted socket on the right. */
 	if (b && (role_rank(b) < role_rank(a) ||
 		  (role_rank(b) == role_rank(a) && b->seq < a->seq))) {
 		t = a;
@@ -3326,84 +3699,229 @@ static void ladder_print(const struct sock *a, const struct sock *b)
 		b = t;
 	}
 	rank = role_rank(a);
+	/* Alone, an accepted socket goes on the right. */
 	if (!b && rank == 2) {
-		l.end[1].s = a;
+		l->end[1].s = a;
 	} else {
-		l.end[0].s = a;
-		l.end[1].s = b;
+		l->end[0].s = a;
+		l->end[1].s = b;
 		if (b && rank == 1 && role_rank(b) == 2)
 			rank = 0;
 	}
-	l.end[0].role = left_role[rank];
-	l.end[1].role = right_role[rank];
-	l.dir[0].name = 'x';
-	l.dir[1].name = 'y';
-	ladder_closer(&l);
-	for (i = 0; i < 2; i++) {
-		l.dir[i].fin_name = l.active < 0 ? "uw"[i] :
-				    l.active == i ? 'u' : 'w';
-		ladder_isn(&l, i);
-		ladder_fin(&l, i);
-	}
-	for (i = 0; i < 2; i++)
-		ladder_data(&l, i);
+	l->end[0].role = left_role[rank];
+	l->end[1].role = right_role[rank];
+	l->socket_peer = rank == 1;
+}
 
-	if (!end_addrs(l.end[0].s, la, ra, sizeof(la)))
-		end_addrs(l.end[1].s, ra, la, sizeof(la));
-	if (st.nr_ladders++)
-		putchar('\n');
-	printf("=== %s %s -> %s %s", l.end[0].role, la, l.end[1].role, ra);
-	t = l.end[0].s ? l.end[0].s : l.end[1].s;
-	if (t->netns)
-		printf(", netns %u", t->netns);
-	putchar('\n');
-	end_line(&l, 0);
-	end_line(&l, 1);
-	printf("%-*s %-12s  %-*s %s\n",
-	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH,
-	       env.timestamp ? "TIME" : "TIME(s)", rank == 1 ? "SOCKET" :
-	       "CLIENT", ARROW_WIDTH, "", rank == 1 ? "PEER" : "SERVER");
+/*
+ * Compute the ladder of @a and its peer @b (NULL if not traced): the rows
+ * in time order, the legend and the notes; @why, if not NULL, is a last
+ * note.  Both the text and the picture are drawn from it.
+ */
+static void ladder_build(struct ladder *l, const struct sock *a,
+			 const struct sock *b, const char *why)
+{
+	const struct sock *t;
+	unsigned int k[2] = { 0, 0 };
+	int i, side;
+
+	memset(l, 0, sizeof(*l));
+	l->rows = ladder_rows;
+	for (i = 0; i < SEG_NR; i++)
+		l->recv_row[i][0] = l->recv_row[i][1] = -1;
+	ladder_ends(l, a, b);
+	l->dir[0].name = 'x';
+	l->dir[1].name = 'y';
+	ladder_closer(l);
+	for (i = 0; i < 2; i++) {
+		l->dir[i].fin_name = l->active < 0 ? "uw"[i] :
+				     l->active == i ? 'u' : 'w';
+		ladder_isn(l, i);
+		ladder_fin(l, i);
+		ladder_retrans(l, i);
+	}
+	for (i = 0; i < 2; i++) {
+		ladder_data(l, i);
+		end_desc(&l->end[i]);
+		t = l->end[i].s;
+		l->end[i].tw_unseen = t && to_time_wait(t) &&
+				      !time_wait_seen(t);
+	}
+	strcpy(l->addr[0], "?");
+	strcpy(l->addr[1], "?");
+	if (!end_addrs(l->end[0].s, l->addr[0], l->addr[1],
+		       sizeof(l->addr[0])))
+		end_addrs(l->end[1].s, l->addr[1], l->addr[0],
+			  sizeof(l->addr[0]));
+	t = l->end[0].s ? l->end[0].s : l->end[1].s;
+	l->netns = t->netns;
+	l->seq = b && b->seq < a->seq ? b->seq : a->seq;
+	l->complete = whole_life(a) && whole_life(b);
 
 	/* Rows in time order; a socket first seen mid-life says so. */
 	for (;;) {
 		const struct tcptrace_record *r0 = NULL, *r1 = NULL, *r;
 		const struct tcptrace_event *ev;
 
-		if (l.end[0].s && k[0] < l.end[0].s->nr_recs)
-			r0 = &l.end[0].s->recs[k[0]];
-		if (l.end[1].s && k[1] < l.end[1].s->nr_recs)
-			r1 = &l.end[1].s->recs[k[1]];
+		if (l->end[0].s && k[0] < l->end[0].s->nr_recs)
+			r0 = &l->end[0].s->recs[k[0]];
+		if (l->end[1].s && k[1] < l->end[1].s->nr_recs)
+			r1 = &l->end[1].s->recs[k[1]];
 		if (!r0 && !r1)
 			break;
 		side = !r0 || (r1 && r1->ts_ns < r0->ts_ns);
 		r = side ? r1 : r0;
 		ev = &r->ev;
-		t = l.end[side].s;
+		t = l->end[side].s;
 		if (ev->oldstate != TCPTRACE_CLOSE &&
 		    !(ev->oldstate == TCPTRACE_LISTEN &&
 		      ev->newstate == TCPTRACE_SYN_RECV) &&
 		    (!k[side] ||
 		     t->recs[k[side] - 1].ev.newstate != ev->oldstate)) {
 			/* It entered the old state when no record shows. */
-			format_state(state, sizeof(state), ev->oldstate);
-			ladder_row(&l, "?", side, state, SEG_NR, 0);
+			ladder_add_row(l, r, side, true, ev->oldstate, SEG_NR,
+				       0);
 		}
-		ladder_event(&l, side, r);
+		ladder_event(l, side, r);
 		k[side]++;
 	}
-	legend(&l);
-	ladder_outcome(&l);
+	ladder_durations(l);
+	ladder_legend(l);
+	ladder_outcome(l);
+	if (why)
+		note(l, "%s", why);
 }
 
-/* Print the ladder of @s (and its peer) and forget them. */
+/* Whether a ladder is of the connection --connection names. */
+static bool ladder_chosen(const struct ladder *l)
+{
+	const struct conn_choice *c = &conn_choice;
+	const struct sock *s;
+	int i, j;
+
+	for (i = 0; i < 2; i++) {
+		s = l->end[i].s;
+		if (!s)
+			continue;
+		if (c->by_sock) {
+			if (s->id == c->sock)
+				return true;
+			continue;
+		}
+		if (!s->key_lport || !s->key_rport)
+			continue;
+		for (j = 0; j < 2; j++)
+			if (s->key_lport == c->port[j] &&
+			    s->key_rport == c->port[!j] &&
+			    !memcmp(s->key_l, c->addr[j], 16) &&
+			    !memcmp(s->key_r, c->addr[!j], 16))
+				return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ladders as text                                                     */
+
+/* One row: TIME, the left state, the arrow, the right state. */
+static void ladder_row(const char *time, int side, const char *state,
+		       enum seg seg, int from, const char *label)
+{
+	char arrow[160], pad = '-';
+	int n, fill;
+
+	arrow[0] = '\0';
+	if (seg != SEG_NR) {
+		if (seg == SEG_DATA || seg == SEG_LATE)
+			pad = '=';
+		fill = ARROW_WIDTH - (int)strlen(label) - 6;
+		if (fill < 1)
+			fill = 1;
+		if (from == 0) {
+			n = snprintf(arrow, sizeof(arrow), "%c%c%c %s ", pad,
+				     pad, pad, label);
+			memset(arrow + n, pad, fill);
+			arrow[n + fill] = '>';
+			arrow[n + fill + 1] = '\0';
+		} else {
+			arrow[0] = '<';
+			memset(arrow + 1, pad, fill);
+			snprintf(arrow + 1 + fill, sizeof(arrow) - 1 - fill,
+				 " %s %c%c%c", label, pad, pad, pad);
+		}
+	}
+	if (side == 1)
+		printf("%-*s %-12s |%-*s| %s\n",
+		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time, "",
+		       ARROW_WIDTH, arrow, state);
+	else
+		printf("%-*s %-12s |%-*s|\n",
+		       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH, time,
+		       side == 0 ? state : "", ARROW_WIDTH, arrow);
+}
+
+/* The time of a row: its transition's, '?' for an unseen state, or none. */
+static void row_time(char *buf, size_t len, const struct lrow *r)
+{
+	if (r->unseen)
+		snprintf(buf, len, "?");
+	else if (r->rec)
+		format_time(buf, len, r->rec->ts_ns, ladder_src);
+	else
+		buf[0] = '\0';
+}
+
+static void ladder_print_text(const struct ladder *l)
+{
+	const struct lrow *r;
+	char time[48], state[16];
+	unsigned int i;
+
+	if (st.nr_ladders++)
+		putchar('\n');
+	printf("=== %s %s -> %s %s", l->end[0].role, l->addr[0],
+	       l->end[1].role, l->addr[1]);
+	if (l->netns)
+		printf(", netns %u", l->netns);
+	putchar('\n');
+	for (i = 0; i < 2; i++)
+		printf("  %s: %s\n", l->end[i].role, l->end[i].desc);
+	printf("%-*s %-12s  %-*s %s\n",
+	       env.timestamp ? WALLTIME_WIDTH : TIME_WIDTH,
+	       env.timestamp ? "TIME" : "TIME(s)",
+	       l->socket_peer ? "SOCKET" : "CLIENT", ARROW_WIDTH, "",
+	       l->socket_peer ? "PEER" : "SERVER");
+	for (i = 0; i < l->nr_rows; i++) {
+		r = &l->rows[i];
+		row_time(time, sizeof(time), r);
+		state[0] = '\0';
+		if (r->side >= 0)
+			format_state(state, sizeof(state), r->state);
+		ladder_row(time, r->side, state, r->seg, r->from, r->label);
+	}
+	if (l->legend[0])
+		printf("  %s\n", l->legend);
+	for (i = 0; i < l->nr_notes; i++)
+		printf("  %s\n", l->notes[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ladders: pairing sockets, and when to draw them                      */
+
+static void svg_ladder_done(const struct ladder *l);
+
+/* Draw the ladder of @s (and its peer), and forget them. */
 static void ladder_flush(struct sock *s, const char *why)
 {
 	struct sock *p = s->peer;
+	struct ladder l;
 
 	if (!s->listener && (s->nr_recs || (p && p->nr_recs))) {
-		ladder_print(s, p);
-		if (why)
-			printf("  %s\n", why);
+		ladder_build(&l, s, p, why);
+		if (env.svg_path || env.svg_dir)
+			svg_ladder_done(&l);
+		else
+			ladder_print_text(&l);
 	}
 	if (p)
 		sock_free(p);
@@ -3527,28 +4045,56 @@ static void print_stars(unsigned long long v, unsigned long long max,
 		putchar(i < stars ? '*' : ' ');
 }
 
-/* A log2 histogram, laid out as libbpf-tools lay theirs. */
-static void print_hist(const char *title, const struct hist *h)
-{
-	int i, max_slot = -1, width;
-	unsigned long long max = 0, lo, hi;
+static const char *const hist_titles[] = {
+	"handshake: connect() to ESTABLISHED, client sockets",
+	"time in CLOSE_WAIT: the peer's FIN to our close()",
+	"lifetime: connect() or birth from a listener, to CLOSE",
+};
 
-	printf("\n%s: %llu\n", title, h->n);
+/* The histograms, in the order of hist_titles. */
+static const struct hist *hist_of(unsigned int i)
+{
+	return i == 0 ? &st.handshake : i == 1 ? &st.close_wait : &st.lifetime;
+}
+
+/* The last slot with a count (-1: none), and the largest count in *@max. */
+static int hist_extent(const struct hist *h, unsigned long long *max)
+{
+	int i, max_slot = -1;
+
+	*max = 0;
 	for (i = 0; i < 64; i++) {
 		if (h->slot[i]) {
 			max_slot = i;
-			if (h->slot[i] > max)
-				max = h->slot[i];
+			if (h->slot[i] > *max)
+				*max = h->slot[i];
 		}
 	}
+	return max_slot;
+}
+
+/* The microseconds slot @i counts: @lo to @hi. */
+static void hist_bounds(int i, unsigned long long *lo, unsigned long long *hi)
+{
+	*lo = i ? 1ULL << i : 0;
+	*hi = (2ULL << i) - 1;
+}
+
+/* A log2 histogram, laid out as libbpf-tools lay theirs. */
+static void print_hist(const char *title, const struct hist *h)
+{
+	int i, max_slot, width;
+	unsigned long long max, lo, hi;
+
+	printf("\n%s: %llu\n", title, h->n);
+	max_slot = hist_extent(h, &max);
 	if (max_slot < 0)
 		return;
 	width = max_slot <= 32 ? 10 : 20;
 	printf("%*s%-*s : count    distribution\n", max_slot <= 32 ? 5 : 15,
 	       "", max_slot <= 32 ? 19 : 29, "usecs");
 	for (i = 0; i <= max_slot; i++) {
-		lo = i ? 1ULL << i : 0;
-		hi = (2ULL << i) - 1;
+		hist_bounds(i, &lo, &hi);
 		printf("%*llu -> %-*llu : %-8llu |", width, lo, width, hi,
 		       h->slot[i]);
 		print_stars(h->slot[i], max, 40);
@@ -3577,12 +4123,1099 @@ static void print_stats(void)
 			 st.losses[i].cpu);
 		printf("%-32s %12llu\n", name, st.losses[i].n);
 	}
-	print_hist("handshake: connect() to ESTABLISHED, client sockets",
-		   &st.handshake);
-	print_hist("time in CLOSE_WAIT: the peer's FIN to our close()",
-		   &st.close_wait);
-	print_hist("lifetime: connect() or birth from a listener, to CLOSE",
-		   &st.lifetime);
+	for (i = 0; i < ARRAY_SIZE(hist_titles); i++)
+		print_hist(hist_titles[i], hist_of(i));
+}
+
+/* ------------------------------------------------------------------ */
+/* Pictures: SVG                                                       */
+
+/*
+ * --svg and --svg-all draw in SVG 1.1 with nothing outside the file:
+ * generic font families, no script, no link, no image.  Coordinates are
+ * whole pixels and the few fractions (the slopes of arrow labels) come
+ * from integer arithmetic, so that a capture gives the same bytes on every
+ * machine.
+ *
+ * The ladder picture is the textbook's figure of one connection, drawn
+ * from the rows that ladder_build() computed for the text:
+ *
+ *	              client                              server
+ *	 0.002656  +-SYN_SENT--+--- SYN seq=x -----.
+ *	           | 15.119 ms |                    '--> : request socket
+ *	           |           |<-- SYN,ACK seq=y ack=x+1 -'
+ *	 0.017775  ESTABLISHED-+--- ACK ack=y+1 -----.
+ *	           |  9.421 ms |                      '-->+-SYN_RECV-+ 0.019597
+ *
+ * Each end's states are boxes along its lifeline, from the row that
+ * entered the state to the row that left it, with how long that took.
+ * Rows keep their order; the space between two rows is SVG_ROW_H, plus
+ * SVG_PX_PER_OCTAVE for each doubling of the time between them beyond 32
+ * us: a 60 s TIME_WAIT takes a few rows, not the whole page, and a gap
+ * over a second is also drawn broken.  An arrow leaves the row that sent
+ * its segment and lands on the row of the transition that received it;
+ * when no traced one did, on the other end's answer, or a little lower:
+ * its slope is not a measured delay.
+ *
+ * A file is written whole or not at all: into a temporary file beside it,
+ * renamed over it at the end, once every record was read without error.
+ */
+
+#define SVG_W			900	/* the ladder picture's width */
+#define SVG_MARGIN		24
+#define SVG_LANE_X0		230	/* the left lifeline */
+#define SVG_LANE_X1		670	/* the right lifeline */
+#define SVG_BOX_W		132	/* a state box, centred on its lifeline */
+#define SVG_CAP_W		84	/* the CLOSE at the end of a lifeline */
+#define SVG_ROW_H		30	/* the least space between two rows */
+#define SVG_PX_PER_OCTAVE	6
+#define SVG_BREAK_NS		NS_PER_SEC	/* a longer gap is broken */
+#define SVG_BREAK_H		16	/* and takes this much more room */
+#define SVG_TOP			150	/* the first row */
+#define SVG_MONO_W10		66	/* a monospace 11 px character, in 0.1 px */
+#define SVG_WRAP		132	/* characters in a line of the caption */
+#define FIX			10000	/* fixed point: 4 decimals */
+
+enum svg_kind { SVG_HANDSHAKE, SVG_DATA, SVG_CLOSE, SVG_RESET };
+
+static const char *const svg_kind_name[] = {
+	[SVG_HANDSHAKE] = "hs",
+	[SVG_DATA] = "data",
+	[SVG_CLOSE] = "fin",
+	[SVG_RESET] = "rst",
+};
+
+static const char *const svg_kind_color[] = {
+	[SVG_HANDSHAKE] = "#1f5fa8",
+	[SVG_DATA] = "#2e7d32",
+	[SVG_CLOSE] = "#a14d00",
+	[SVG_RESET] = "#c62828",
+};
+
+static const char svg_style[] =
+"text{font-family:sans-serif;font-size:11px;fill:#222}\n"
+".title{font-size:16px;font-weight:bold}\n"
+".title.small{font-size:12px}\n"
+".sub{font-size:12px;fill:#555}\n"
+".role{font-size:14px;font-weight:bold;text-anchor:middle}\n"
+".desc{text-anchor:middle;fill:#555}\n"
+".tag{text-anchor:middle;font-style:italic;fill:#a14d00}\n"
+".nt{text-anchor:middle;font-style:italic;fill:#888}\n"
+".time{font-family:monospace;font-size:10px;fill:#666}\n"
+".end{text-anchor:end}\n"
+".st{font-weight:bold;text-anchor:middle}\n"
+".dur{font-size:10px;text-anchor:middle;fill:#444}\n"
+".cap{font-size:10px;text-anchor:middle}\n"
+".seg{font-family:monospace;text-anchor:middle}\n"
+".brk{font-style:italic;fill:#777}\n"
+".legend{font-family:monospace}\n"
+".how{fill:#555}\n"
+".rq{font-size:10px;font-style:italic;fill:#888}\n"
+".hist{font-family:monospace;text-anchor:end}\n"
+".n{font-family:monospace}\n"
+".lb{fill:#fff;fill-opacity:0.85}\n"
+".hs{fill:#1f5fa8}\n"
+".data{fill:#2e7d32}\n"
+".fin{fill:#a14d00}\n"
+".rst{fill:#c62828}\n"
+".htitle{font-size:13px;font-weight:bold}\n";
+
+/* What --svg keeps, and what --svg-all wrote, until the end. */
+struct svg_file {
+	char *tmp;		/* written, to rename to path */
+	char *path;
+};
+
+static struct svg_out {
+	char *buf;		/* --svg: the picture chosen so far */
+	size_t len;
+	bool have, complete;
+	unsigned long long seq;
+	char what[200];		/* which connection it is, for a message */
+	struct svg_file *files;	/* --svg-all */
+	unsigned int nr_files;
+	bool failed;
+} svg;
+
+/* The integer square root of @v, rounded down. */
+static unsigned long long isqrt(unsigned long long v)
+{
+	unsigned long long r = 0, bit = 1ULL << 62;
+
+	while (bit > v)
+		bit >>= 2;
+	while (bit) {
+		if (v >= r + bit) {
+			v -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+		bit >>= 2;
+	}
+	return r;
+}
+
+/* @v / FIX with its 4 decimals, as "-0.2500". */
+static void fmt_fix(char *buf, size_t len, long long v)
+{
+	snprintf(buf, len, "%s%lld.%04lld", v < 0 ? "-" : "", llabs(v) / FIX,
+		 llabs(v) % FIX);
+}
+
+/* @s with XML's five special characters escaped. */
+static void svg_esc(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&apos;", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+static void svg_text(FILE *f, int x, int y, const char *cls, const char *s)
+{
+	fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"%s\">", x, y, cls);
+	svg_esc(f, s);
+	fputs("</text>\n", f);
+}
+
+__attribute__((format(printf, 5, 6)))
+static void svg_textf(FILE *f, int x, int y, const char *cls,
+		      const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	svg_text(f, x, y, cls, buf);
+}
+
+/*
+ * @s in lines of at most @width characters, cut at spaces; the number of
+ * lines.  With @f NULL, only count them.
+ */
+static int svg_wrapped(FILE *f, int x, int y, int line_h, const char *cls,
+		       const char *s, size_t width)
+{
+	char line[NOTE_LEN + 8];
+	size_t n, cut;
+	int lines = 0;
+
+	while (*s) {
+		n = strlen(s);
+		cut = n;
+		if (n > width) {
+			for (cut = width; cut > 0 && s[cut] != ' '; cut--)
+				;
+			if (!cut)
+				cut = width;
+		}
+		if (cut >= sizeof(line))
+			cut = sizeof(line) - 1;
+		memcpy(line, s, cut);
+		line[cut] = '\0';
+		if (f)
+			svg_text(f, x, y + lines * line_h, cls, line);
+		lines++;
+		s += cut;
+		while (*s == ' ')
+			s++;
+	}
+	return lines;
+}
+
+/* The XML declaration, the root, the style, the arrowheads, a background. */
+static void svg_begin(FILE *f, int w, int h, const char *title)
+{
+	unsigned int k;
+
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">\n",
+		w, h, w, h);
+	fputs("<title>", f);
+	svg_esc(f, title);
+	fputs("</title>\n", f);
+	fprintf(f, "<style type=\"text/css\">\n%s</style>\n", svg_style);
+	fputs("<defs>\n", f);
+	for (k = 0; k < ARRAY_SIZE(svg_kind_name); k++)
+		fprintf(f, "<marker id=\"ah-%s\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"9\" markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"%s\"/></marker>\n",
+			svg_kind_name[k], svg_kind_color[k]);
+	fputs("</defs>\n", f);
+	fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n",
+		w, h);
+}
+
+/* ---- The ladder picture ---- */
+
+/* Where each row is: its y, and whether a broken gap comes before it. */
+struct svg_layout {
+	int y[LADDER_MAX_ROWS];
+	bool brk[LADDER_MAX_ROWS];
+	__u64 brk_ns[LADDER_MAX_ROWS];
+	int last;		/* the y of the last row */
+	int bottom;		/* where the lifelines end */
+};
+
+static struct svg_layout svg_lay;
+
+static enum svg_kind seg_kind(enum seg seg)
+{
+	switch (seg) {
+	case SEG_DATA:
+	case SEG_LATE:
+		return SVG_DATA;
+	case SEG_FIN:
+	case SEG_FINACK:
+		return SVG_CLOSE;
+	case SEG_RST:
+		return SVG_RESET;
+	default:
+		return SVG_HANDSHAKE;
+	}
+}
+
+static int lane_x(int side)
+{
+	return side ? SVG_LANE_X1 : SVG_LANE_X0;
+}
+
+/* The room a gap of @ns takes beyond SVG_ROW_H: a log2 scale, from 32 us. */
+static int svg_gap_px(__u64 ns)
+{
+	__u64 v = ns / 32000 + 1;
+	int lg = 63 - __builtin_clzll(v);
+	int frac = (int)(((v << 4) >> lg) & 15);	/* sixteenths, linear */
+
+	return SVG_PX_PER_OCTAVE * (lg * 16 + frac) / 16;
+}
+
+/* Whether row @r has a time of its own: not a segment's, not unseen. */
+static bool row_timed(const struct lrow *r)
+{
+	return r->rec && !r->unseen;
+}
+
+/*
+ * Place the rows.  The time between two timed rows goes before the rows
+ * with no time that come between them (the segments the second one
+ * received), so that those stay next to it.
+ */
+static void svg_layout_rows(const struct ladder *l, struct svg_layout *lay)
+{
+	const struct lrow *r;
+	int extra[LADDER_MAX_ROWS], y = SVG_TOP;
+	unsigned int i, k, prev = 0;
+	bool have_prev = false;
+	__u64 dt;
+
+	memset(extra, 0, sizeof(extra));
+	memset(lay->brk, 0, sizeof(lay->brk));
+	for (i = 0; i < l->nr_rows; i++) {
+		r = &l->rows[i];
+		if (!row_timed(r))
+			continue;
+		if (have_prev && r->rec->ts_ns >= l->rows[prev].rec->ts_ns) {
+			dt = r->rec->ts_ns - l->rows[prev].rec->ts_ns;
+			for (k = i; k > prev + 1 && !row_timed(&l->rows[k - 1]);
+			     k--)
+				;
+			extra[k] += svg_gap_px(dt);
+			if (dt >= SVG_BREAK_NS) {
+				lay->brk[k] = true;
+				lay->brk_ns[k] = dt;
+				extra[k] += SVG_BREAK_H;
+			}
+		}
+		prev = i;
+		have_prev = true;
+	}
+	for (i = 0; i < l->nr_rows; i++) {
+		if (i)
+			y += SVG_ROW_H + extra[i];
+		lay->y[i] = y;
+	}
+	lay->last = y;
+	lay->bottom = y + SVG_ROW_H + 44;
+}
+
+/* A phrase for the subtitle: how the connection ended. */
+static void svg_summary(char *buf, size_t len, const struct ladder *l)
+{
+	const struct tcptrace_record *r;
+	bool open = false, reset = false;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < 2; i++) {
+		if (l->end[i].s && !l->end[i].s->closed)
+			open = true;
+		if (first_abort(l->end[i].s))
+			reset = true;
+	}
+	if (l->simultaneous) {
+		snprintf(buf, len, "simultaneous close: each end sent its FIN before the other's came");
+	} else if (l->active >= 0) {
+		snprintf(buf, len, "active close by the %s, passive close by the %s",
+			 l->end[l->active].role, l->end[!l->active].role);
+	} else if (reset) {
+		snprintf(buf, len, "reset, with no FIN");
+	} else {
+		for (i = 0; i < 2; i++) {
+			r = find_trans(l->end[i].s, TCPTRACE_SYN_SENT,
+				       TCPTRACE_CLOSE, false);
+			if (r && r->ev.total_retrans)
+				snprintf(buf, len, "connect failed after %u SYN retransmission%s",
+					 r->ev.total_retrans,
+					 r->ev.total_retrans == 1 ? "" : "s");
+			else if (r)
+				snprintf(buf, len, "connect refused");
+		}
+	}
+	if (open)
+		append(buf, len, "%sstill open when the records end",
+		       buf[0] ? "; " : "");
+	if (l->netns)
+		append(buf, len, "%snetns %u", buf[0] ? " \xc2\xb7 " : "",
+		       l->netns);
+}
+
+static void svg_ladder_header(FILE *f, const struct ladder *l)
+{
+	char title[200], sub[200];
+	int i, x;
+
+	snprintf(title, sizeof(title), "%s %s \xe2\x86\x92 %s %s",
+		 l->end[0].role, l->addr[0], l->end[1].role, l->addr[1]);
+	svg_text(f, SVG_MARGIN, 34, strlen(title) > 80 ? "title small" :
+		 "title", title);
+	svg_summary(sub, sizeof(sub), l);
+	svg_text(f, SVG_MARGIN, 56, "sub", sub);
+	for (i = 0; i < 2; i++) {
+		x = lane_x(i);
+		svg_text(f, x, 94, "role", l->end[i].role);
+		svg_text(f, x, 110, l->end[i].s ? "desc" : "nt",
+			 l->end[i].desc);
+		if (l->simultaneous)
+			svg_text(f, x, 125, "tag", "simultaneous close");
+		else if (l->active >= 0)
+			svg_text(f, x, 125, "tag", l->active == i ?
+				 "active close" : "passive close");
+		if (l->end[i].s)
+			svg_text(f, i ? x + SVG_BOX_W / 2 + 8 :
+				 x - SVG_BOX_W / 2 - 8, SVG_TOP - 14,
+				 i ? "time" : "time end",
+				 env.timestamp ? "time" : "time (s)");
+	}
+}
+
+/* A lifeline: dashed where its socket is not (yet) traced. */
+static void svg_lifeline(FILE *f, const struct ladder *l, int side)
+{
+	const struct svg_layout *lay = &svg_lay;
+	int x = lane_x(side), top = SVG_TOP - 8, first = -1;
+	int end = lay->bottom - 12;
+	unsigned int i;
+
+	for (i = 0; i < l->nr_rows; i++) {
+		if (l->rows[i].side != side)
+			continue;
+		if (first < 0)
+			first = lay->y[i];
+		if (!l->rows[i].unseen && l->rows[i].state == TCPTRACE_CLOSE)
+			end = lay->y[i];
+	}
+	if (first < 0)
+		first = end;
+	if (first > top)
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#aaaaaa\" stroke-dasharray=\"4 4\"/>\n",
+			x, top, x, first);
+	if (end > first)
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#666666\" stroke-width=\"1.5\"/>\n",
+			x, first, x, end);
+}
+
+static const char *svg_state_fill(unsigned int state)
+{
+	switch (state) {
+	case TCPTRACE_SYN_SENT:
+	case TCPTRACE_SYN_RECV:
+		return "#dde8f5";
+	case TCPTRACE_ESTABLISHED:
+		return "#dcefd9";
+	case TCPTRACE_FIN_WAIT1:
+	case TCPTRACE_FIN_WAIT2:
+	case TCPTRACE_CLOSING:
+	case TCPTRACE_TIME_WAIT:
+		return "#f8e3cc";
+	case TCPTRACE_CLOSE_WAIT:
+	case TCPTRACE_LAST_ACK:
+		return "#eedcee";
+	default:
+		return "#ececec";
+	}
+}
+
+/* The CLOSE that ends a lifeline, and the TIME_WAIT no record shows. */
+static void svg_close_cap(FILE *f, const struct ladder *l, int side, int y)
+{
+	int x = lane_x(side);
+
+	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"16\" rx=\"8\" fill=\"#e4e4e4\" stroke=\"#777777\"/>\n",
+		x - SVG_CAP_W / 2, y, SVG_CAP_W);
+	svg_text(f, x, y + 12, "cap", "CLOSE");
+	if (l->end[side].tw_unseen) {
+		svg_text(f, x, y + 30, "nt", "then TIME_WAIT,");
+		svg_text(f, x, y + 43, "nt", "which is not traced");
+	}
+}
+
+/* The box of the state row @i entered, down to the end's next row. */
+static void svg_state_box(FILE *f, const struct ladder *l, unsigned int i)
+{
+	const struct svg_layout *lay = &svg_lay;
+	const struct lrow *r = &l->rows[i];
+	int x = lane_x(r->side), y0 = lay->y[i], y1;
+	char name[16], dur[32];
+	unsigned int j;
+	bool open;
+
+	for (j = i + 1; j < l->nr_rows; j++)
+		if (l->rows[j].side == r->side)
+			break;
+	open = j == l->nr_rows;
+	y1 = open ? lay->last + SVG_ROW_H : lay->y[j];
+	if (!r->unseen && r->state == TCPTRACE_CLOSE) {
+		svg_close_cap(f, l, r->side, y0);
+		return;
+	}
+	format_state(name, sizeof(name), r->state);
+	if (r->dur_known)
+		format_duration(dur, sizeof(dur), r->dur_ns);
+	else
+		snprintf(dur, sizeof(dur), "%s", open && !r->unseen ?
+			 "at the end" : "?");
+	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"4\" fill=\"%s\" stroke=\"#7a8793\"%s/>\n",
+		x - SVG_BOX_W / 2, y0 + 1, SVG_BOX_W, y1 - y0 - 2,
+		svg_state_fill(r->state),
+		r->unseen || open ? " stroke-dasharray=\"4 3\"" : "");
+	svg_text(f, x, y0 + 14, "st", name);
+	svg_text(f, x, y0 + 26, "dur", dur);
+}
+
+struct bbox {
+	int x0, y0, x1, y1;
+};
+
+/* The labels placed so far, not to draw one over another. */
+static struct bbox svg_placed[LADDER_MAX_ROWS];
+static unsigned int svg_nr_placed;
+
+/*
+ * A gap over SVG_BREAK_NS before row @i: both lifelines broken, and how
+ * long it was in the left time column, empty between rows.
+ */
+static void svg_break(FILE *f, unsigned int i)
+{
+	int y = (svg_lay.y[i - 1] + svg_lay.y[i]) / 2, side, x;
+	char d[32];
+
+	for (side = 0; side < 2; side++) {
+		x = lane_x(side) - SVG_BOX_W / 2 - 6;
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"8\" fill=\"#ffffff\"/>\n",
+			x, y - 4, SVG_BOX_W + 12);
+		fprintf(f, "<path d=\"M%d,%d l%d,-4 M%d,%d l%d,-4\" stroke=\"#888888\" fill=\"none\"/>\n",
+			x, y - 2, SVG_BOX_W + 12, x, y + 6, SVG_BOX_W + 12);
+	}
+	format_duration(d, sizeof(d), svg_lay.brk_ns[i]);
+	svg_textf(f, SVG_LANE_X0 - SVG_BOX_W / 2 - 8, y + 4, "brk end",
+		  "%s later", d);
+}
+
+/* The box around a label of half-width @hw, on a slope of cos @c, sin @s. */
+static void label_bbox(struct bbox *b, int cx, int cy, long long c,
+		       long long s, int hw)
+{
+	static const int v[2] = { -15, -2 };
+	int k, x, y, u;
+
+	b->x0 = b->y0 = INT_MAX;
+	b->x1 = b->y1 = INT_MIN;
+	for (k = 0; k < 4; k++) {
+		u = k & 1 ? hw : -hw;
+		x = cx + (int)((u * c - v[k >> 1] * s) / FIX);
+		y = cy + (int)((u * s + v[k >> 1] * c) / FIX);
+		b->x0 = x < b->x0 ? x : b->x0;
+		b->x1 = x > b->x1 ? x : b->x1;
+		b->y0 = y < b->y0 ? y : b->y0;
+		b->y1 = y > b->y1 ? y : b->y1;
+	}
+}
+
+static bool label_clashes(const struct bbox *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < svg_nr_placed; i++)
+		if (b->x0 < svg_placed[i].x1 && svg_placed[i].x0 < b->x1 &&
+		    b->y0 < svg_placed[i].y1 && svg_placed[i].y0 < b->y1)
+			return true;
+	return false;
+}
+
+/*
+ * A label along the arrow from (@xa, @ya) to (@xb, @yb), read left to
+ * right, just above it: at its middle, or a little along if another label
+ * is there already.
+ */
+static void svg_arrow_label(FILE *f, int xa, int ya, int xb, int yb,
+			    enum svg_kind kind, const char *label)
+{
+	static const int where[][2] = {
+		{ 1, 2 }, { 2, 5 }, { 3, 5 }, { 3, 10 }, { 7, 10 },
+	};
+	int xl = xa < xb ? xa : xb, yl = xa < xb ? ya : yb;
+	int dx = abs(xb - xa), dy = (xa < xb ? yb : ya) - yl;
+	int hw = (int)(strlen(label) * SVG_MONO_W10 / 20) + 3, cx, cy;
+	long long len, c, s, along, sx = dx, sy = dy;
+	char cs[32], sn[32], msn[32];
+	struct bbox b;
+	unsigned int k, pick = 0;
+
+	/* Its slope, cos and sin in FIX, from a copy small enough to square. */
+	while (sx > 1000000 || llabs(sy) > 1000000) {
+		sx /= 2;
+		sy /= 2;
+	}
+	len = isqrt((unsigned long long)(sx * sx + sy * sy) * FIX * FIX);
+	if (!len)
+		return;
+	c = sx * FIX * FIX / len;
+	s = sy * FIX * FIX / len;
+	len = len * dx / (sx ? sx : 1);	/* the whole length, in FIX */
+	for (k = 0; k < ARRAY_SIZE(where); k++) {
+		along = len * where[k][0] / where[k][1] / FIX;
+		if (along < hw + 4 || len / FIX - along < hw + 12)
+			continue;
+		label_bbox(&b, xl + dx * where[k][0] / where[k][1],
+			   yl + dy * where[k][0] / where[k][1], c, s, hw);
+		if (!label_clashes(&b)) {
+			pick = k;
+			break;
+		}
+	}
+	cx = xl + dx * where[pick][0] / where[pick][1];
+	cy = yl + dy * where[pick][0] / where[pick][1];
+	label_bbox(&b, cx, cy, c, s, hw);
+	if (svg_nr_placed < ARRAY_SIZE(svg_placed))
+		svg_placed[svg_nr_placed++] = b;
+	fmt_fix(cs, sizeof(cs), c);
+	fmt_fix(sn, sizeof(sn), s);
+	fmt_fix(msn, sizeof(msn), -s);
+	fprintf(f, "<g transform=\"matrix(%s %s %s %s %d %d)\"><rect x=\"%d\" y=\"-15\" width=\"%d\" height=\"13\" rx=\"2\" class=\"lb\"/>",
+		cs, sn, msn, cs, cx, cy, -hw, 2 * hw);
+	fprintf(f, "<text x=\"0\" y=\"-5\" class=\"seg %s\">",
+		svg_kind_name[kind]);
+	svg_esc(f, label);
+	fputs("</text></g>\n", f);
+}
+
+/* What the records tell of a segment's retransmissions, for its label. */
+static void seg_retrans(char *buf, size_t len, const struct ladder *l,
+			const struct lrow *r)
+{
+	const struct dir *d = &l->dir[r->from];
+	unsigned int n = 0;
+
+	buf[0] = '\0';
+	if (r->seg == SEG_SYN && d->syn_rtx_known)
+		n = d->syn_rtx;
+	else if (r->seg == SEG_FIN && d->fin_rtx_known)
+		n = d->fin_rtx;
+	if (n)
+		snprintf(buf, len, ", %u retransmission%s", n,
+			 n == 1 ? "" : "s");
+}
+
+/* The segment of row @i: from its sender's lifeline to its receiver's. */
+static void svg_arrow(FILE *f, const struct ladder *l, unsigned int i)
+{
+	const struct svg_layout *lay = &svg_lay;
+	const struct lrow *r = &l->rows[i];
+	enum svg_kind kind = seg_kind(r->seg);
+	int to = !r->from, recv = l->recv_row[r->seg][r->from];
+	int xa = lane_x(r->from) + (r->from ? -1 : 1) * (SVG_BOX_W / 2 + 2);
+	int xb = lane_x(to) + (to ? -1 : 1) * (SVG_BOX_W / 2 + 2);
+	int ya = lay->y[i], yb;
+	char label[160], rtx[48];
+
+	/* Where it was received; else on the answer; else a little lower. */
+	if (recv > (int)i)
+		yb = lay->y[recv];
+	else if (kind != SVG_DATA && i + 1 < l->nr_rows &&
+		 l->rows[i + 1].side < 0 && l->rows[i + 1].from == to &&
+		 seg_kind(l->rows[i + 1].seg) != SVG_DATA)
+		yb = lay->y[i + 1];
+	else
+		yb = ya + SVG_ROW_H * 2 / 3;
+	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\" marker-end=\"url(#ah-%s)\"/>\n",
+		xa, ya, xb, yb, svg_kind_color[kind],
+		kind == SVG_DATA ? "3" : "1.5", svg_kind_name[kind]);
+	seg_retrans(rtx, sizeof(rtx), l, r);
+	snprintf(label, sizeof(label), "%s%s", r->label, rtx);
+	svg_arrow_label(f, xa, ya, xb, yb, kind, label);
+}
+
+/* The time of each transition row, beside its own end's lifeline. */
+static void svg_times(FILE *f, const struct ladder *l)
+{
+	const struct lrow *r;
+	char time[48];
+	unsigned int i;
+
+	for (i = 0; i < l->nr_rows; i++) {
+		r = &l->rows[i];
+		if (r->seg == SEG_SYNACK && r->side < 0 && l->end[r->from].s) {
+			/* Sent before its socket was: by a request socket. */
+			svg_text(f, lane_x(r->from) + (r->from ? 8 : -8),
+				 svg_lay.y[i] + 4, r->from ? "rq" : "rq end",
+				 "request socket, not traced");
+			continue;
+		}
+		if (r->side < 0)
+			continue;
+		row_time(time, sizeof(time), r);
+		if (r->side)
+			svg_text(f, SVG_LANE_X1 + SVG_BOX_W / 2 + 8,
+				 svg_lay.y[i] + 4, "time", time);
+		else
+			svg_text(f, SVG_LANE_X0 - SVG_BOX_W / 2 - 8,
+				 svg_lay.y[i] + 4, "time end", time);
+	}
+}
+
+static const char svg_how[] =
+"How to read it: time runs down. A box is a state of that end, from the transition that entered it to the one that left it, with how long that was. An arrow is a segment the transitions imply: it leaves the row of the transition that sent it and lands on the row of the one that received it, if a traced one did: its slope is not a measured delay. Rows keep the order of the records; the space between two rows grows with the logarithm of the time between them, and a gap over a second is broken. ? is what the records do not tell. ";
+
+/*
+ * Below the lifelines: the symbols, how it ended, how to read it.  Its
+ * height; with @f NULL, only that.
+ */
+static int svg_caption(FILE *f, const struct ladder *l, int y)
+{
+	char how[sizeof(svg_how) + 160];
+	unsigned int i;
+	int y0 = y;
+
+	if (f)
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#cccccc\"/>\n",
+			SVG_MARGIN, y, SVG_W - SVG_MARGIN, y);
+	y += 22;
+	if (l->legend[0])
+		y += 15 * svg_wrapped(f, SVG_MARGIN, y, 15, "legend",
+				      l->legend, SVG_WRAP - 12) + 4;
+	for (i = 0; i < l->nr_notes; i++)
+		y += 15 * svg_wrapped(f, SVG_MARGIN, y, 15, "note",
+				      l->notes[i], SVG_WRAP);
+	snprintf(how, sizeof(how), "%s%s Times: %s.", svg_how, env.absolute ?
+		 "Sequence numbers are the raw 32-bit numbers (--absolute)." :
+		 "Sequence numbers are relative to the initial sequence numbers x and y (--absolute: the raw numbers).",
+		 env.timestamp ? "wall-clock time (-T)" :
+		 "seconds since the first record");
+	y += 8;
+	y += 14 * svg_wrapped(f, SVG_MARGIN, y, 14, "how", how, SVG_WRAP);
+	return y - y0;
+}
+
+/* The ladder of @l as a standalone SVG picture. */
+static void svg_ladder(FILE *f, const struct ladder *l)
+{
+	struct svg_layout *lay = &svg_lay;
+	char title[200];
+	unsigned int i;
+	int h, side;
+
+	svg_layout_rows(l, lay);
+	svg_nr_placed = 0;
+	h = lay->bottom + svg_caption(NULL, l, lay->bottom) + SVG_MARGIN;
+	snprintf(title, sizeof(title), "%s %s -> %s %s", l->end[0].role,
+		 l->addr[0], l->end[1].role, l->addr[1]);
+	svg_begin(f, SVG_W, h, title);
+	svg_ladder_header(f, l);
+	for (side = 0; side < 2; side++)
+		svg_lifeline(f, l, side);
+	for (i = 0; i < l->nr_rows; i++)
+		if (l->rows[i].side >= 0)
+			svg_state_box(f, l, i);
+	for (i = 0; i < l->nr_rows; i++)
+		if (lay->brk[i])
+			svg_break(f, i);
+	for (i = 0; i < l->nr_rows; i++)
+		if (l->rows[i].seg != SEG_NR)
+			svg_arrow(f, l, i);
+	svg_times(f, l);
+	svg_caption(f, l, lay->bottom);
+	fputs("</svg>\n", f);
+}
+
+/* ---- The histograms ---- */
+
+#define SVG_HIST_W		760
+#define SVG_HIST_LABEL_X	200	/* right edge of the bucket labels */
+#define SVG_HIST_BAR_W		440	/* the longest bar */
+#define SVG_HIST_ROW_H		18
+
+/* One histogram from @y down; where it ends.  With @f NULL, only that. */
+static int svg_hist(FILE *f, int y, const char *title, const struct hist *h)
+{
+	unsigned long long max, lo, hi;
+	int i, max_slot, w;
+
+	max_slot = hist_extent(h, &max);
+	if (f) {
+		svg_text(f, SVG_MARGIN, y, "htitle", title);
+		svg_textf(f, SVG_HIST_W - SVG_MARGIN, y, "n end",
+			  "%llu sample%s", h->n, h->n == 1 ? "" : "s");
+	}
+	y += 10;
+	if (max_slot < 0) {
+		if (f)
+			svg_text(f, SVG_HIST_LABEL_X + 10, y + 14, "how",
+				 "no samples");
+		return y + 28;
+	}
+	if (f)
+		svg_text(f, SVG_HIST_LABEL_X, y + 12, "hist", "usecs");
+	y += 16;
+	for (i = 0; i <= max_slot && f; i++) {
+		hist_bounds(i, &lo, &hi);
+		svg_textf(f, SVG_HIST_LABEL_X, y + 11, "hist", "%llu -> %llu",
+			  lo, hi);
+		w = (int)(h->slot[i] * SVG_HIST_BAR_W / max);
+		if (h->slot[i] && !w)
+			w = 1;
+		if (w)
+			fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"13\" fill=\"#5b8fc7\"/>\n",
+				SVG_HIST_LABEL_X + 10, y, w);
+		svg_textf(f, SVG_HIST_LABEL_X + 16 + w, y + 11, "n", "%llu",
+			  h->slot[i]);
+		y += SVG_HIST_ROW_H;
+	}
+	if (!f)
+		y += (max_slot + 1) * SVG_HIST_ROW_H;
+	return y + 16;
+}
+
+/* The histograms of --stats as bar charts. */
+static void svg_stats(FILE *f)
+{
+	static const char how[] =
+		"log2 buckets of microseconds, as tcptrace-read -S prints them; a bar is as long as its count, relative to the longest of its chart.";
+	char title[160];
+	unsigned int i;
+	int y;
+
+	snprintf(title, sizeof(title),
+		 "tcptrace-read --stats: %llu transitions, %llu lost",
+		 st.nr_transitions, st.nr_lost);
+	y = 60;
+	for (i = 0; i < ARRAY_SIZE(hist_titles); i++)
+		y = svg_hist(NULL, y + 10, hist_titles[i], hist_of(i));
+	y += svg_wrapped(NULL, 0, 0, 14, "how", how, SVG_WRAP) * 14 + 20;
+	svg_begin(f, SVG_HIST_W, y, title);
+	svg_text(f, SVG_MARGIN, 34, "title", title);
+	y = 60;
+	for (i = 0; i < ARRAY_SIZE(hist_titles); i++)
+		y = svg_hist(f, y + 10, hist_titles[i], hist_of(i));
+	svg_wrapped(f, SVG_MARGIN, y + 6, 14, "how", how, SVG_WRAP);
+	fputs("</svg>\n", f);
+}
+
+/* ---- Writing pictures: whole, or not at all ---- */
+
+/* A new temporary file beside @path, named in *@tmp. */
+static int open_temp(const char *path, char **tmp)
+{
+	mode_t mask;
+	int fd;
+
+	if (asprintf(tmp, "%s.XXXXXX", path) < 0) {
+		*tmp = NULL;
+		warn("out of memory");
+		return -1;
+	}
+	fd = mkostemp(*tmp, O_CLOEXEC);
+	if (fd < 0) {
+		warn("%s: %s", *tmp, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	/* As open(0666) would have made it. */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask))
+		warn("%s: %s", *tmp, strerror(errno));
+	return fd;
+}
+
+/*
+ * @len bytes of @buf into a new temporary file beside @path, named in
+ * *@tmp: renaming it to @path publishes it whole.
+ */
+static int write_temp(const char *path, const char *buf, size_t len,
+		      char **tmp)
+{
+	int fd = open_temp(path, tmp);
+
+	if (fd < 0)
+		return -1;
+	if (write_full(fd, buf, len) || fsync(fd)) {
+		warn("%s: %s", *tmp, strerror(errno));
+		close(fd);
+		goto remove;
+	}
+	if (close(fd)) {
+		warn("%s: %s", *tmp, strerror(errno));
+		goto remove;
+	}
+	return 0;
+
+remove:
+	unlink(*tmp);
+	free(*tmp);
+	*tmp = NULL;
+	return -1;
+}
+
+/* Replace @path with @len bytes of @buf, atomically; - is standard output. */
+static int write_whole(const char *path, const char *buf, size_t len)
+{
+	char *tmp;
+
+	if (!strcmp(path, "-")) {
+		if (fwrite(buf, 1, len, stdout) != len || fflush(stdout)) {
+			warn("standard output: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (write_temp(path, buf, len, &tmp))
+		return -1;
+	if (rename(tmp, path)) {
+		warn("%s: %s", path, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+/* Draw a ladder into memory: *@buf, *@len. */
+static int svg_render_ladder(const struct ladder *l, char **buf, size_t *len)
+{
+	FILE *f;
+
+	*buf = NULL;
+	f = open_memstream(buf, len);
+	if (!f) {
+		warn("out of memory");
+		return -1;
+	}
+	svg_ladder(f, l);
+	if (ferror(f) | fclose(f)) {
+		warn("out of memory");
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* --svg-all: the ladder into its own file, published at the end. */
+static void svg_ladder_file(const struct ladder *l)
+{
+	const struct sock *s = l->end[0].s ? l->end[0].s : l->end[1].s;
+	struct svg_file *files, *file;
+	char *buf;
+	size_t len;
+
+	files = realloc(svg.files, (svg.nr_files + 1) * sizeof(*files));
+	if (!files) {
+		warn("out of memory");
+		svg.failed = true;
+		return;
+	}
+	svg.files = files;
+	file = &files[svg.nr_files];
+	if (asprintf(&file->path, "%s/ladder-%04u-%llx.svg", env.svg_dir,
+		     ++st.nr_ladders, (unsigned long long)s->id) < 0) {
+		warn("out of memory");
+		svg.failed = true;
+		return;
+	}
+	if (svg_render_ladder(l, &buf, &len) ||
+	    write_temp(file->path, buf, len, &file->tmp)) {
+		free(file->path);
+		svg.failed = true;
+	} else {
+		svg.nr_files++;
+	}
+	free(buf);
+}
+
+/* Whether @l is a better choice for --svg than the one kept so far. */
+static bool svg_better(const struct ladder *l)
+{
+	if (!env.conn_arg && l->complete != svg.complete)
+		return l->complete;
+	return l->seq < svg.seq;	/* the first seen */
+}
+
+/*
+ * A ladder is done: --svg-all writes it; --svg keeps it if it is the one
+ * to draw: the one --connection names, or else the first one seen whose
+ * whole life is in the records, or else the first one seen.
+ */
+static void svg_ladder_done(const struct ladder *l)
+{
+	char *buf;
+	size_t len;
+
+	if (env.svg_dir) {
+		svg_ladder_file(l);
+		return;
+	}
+	if (env.conn_arg && !ladder_chosen(l))
+		return;
+	if (svg.have && !svg_better(l))
+		return;
+	if (svg_render_ladder(l, &buf, &len)) {
+		svg.failed = true;
+		return;
+	}
+	free(svg.buf);
+	svg.buf = buf;
+	svg.len = len;
+	svg.have = true;
+	svg.complete = l->complete;
+	svg.seq = l->seq;
+	snprintf(svg.what, sizeof(svg.what), "%s %s -> %s %s",
+		 l->end[0].role, l->addr[0], l->end[1].role, l->addr[1]);
+}
+
+/* Forget what was drawn and not published; remove its files. */
+static void svg_discard(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < svg.nr_files; i++) {
+		if (svg.files[i].tmp) {
+			unlink(svg.files[i].tmp);
+			free(svg.files[i].tmp);
+		}
+		free(svg.files[i].path);
+	}
+	free(svg.files);
+	free(svg.buf);
+	memset(&svg, 0, sizeof(svg));
+}
+
+static int svg_publish_all(void)
+{
+	struct svg_file *file;
+	unsigned int i;
+
+	for (i = 0; i < svg.nr_files; i++) {
+		file = &svg.files[i];
+		if (rename(file->tmp, file->path)) {
+			warn("%s: %s", file->path, strerror(errno));
+			return 1;
+		}
+		free(file->tmp);
+		file->tmp = NULL;
+	}
+	warn("%s: %u picture%s", env.svg_dir, svg.nr_files,
+	     svg.nr_files == 1 ? "" : "s");
+	return 0;
+}
+
+static int svg_publish_stats(void)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f;
+	int err;
+
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		warn("out of memory");
+		return 1;
+	}
+	svg_stats(f);
+	if (ferror(f) | fclose(f)) {
+		warn("out of memory");
+		free(buf);
+		return 1;
+	}
+	err = write_whole(env.svg_path, buf, len) ? 1 : 0;
+	free(buf);
+	return err;
+}
+
+static int svg_publish_ladder(void)
+{
+	if (!svg.have && env.conn_arg) {
+		warn("--connection %s: no such connection in the records",
+		     env.conn_arg);
+		return 2;
+	}
+	if (!svg.have) {
+		warn("no connection in the records to draw");
+		return 1;
+	}
+	if (write_whole(env.svg_path, svg.buf, svg.len))
+		return 1;
+	if (strcmp(env.svg_path, "-"))
+		warn("%s: %s", env.svg_path, svg.what);
+	return 0;
+}
+
+/*
+ * At the end: publish the pictures if the records were all read without
+ * error (@err 0), else none of them.  The exit status.
+ */
+static int svg_finish(int err)
+{
+	if (!err && svg.failed)
+		err = 1;
+	if (!err && env.svg_dir)
+		err = svg_publish_all();
+	else if (!err && env.format == FMT_STATS)
+		err = svg_publish_stats();
+	else if (!err)
+		err = svg_publish_ladder();
+	svg_discard();
+	return err;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3676,8 +5309,11 @@ static bool process(const struct tcptrace_record *rec,
 		note_loss(rec);
 		switch (env.format) {
 		case FMT_TABLE:
-		case FMT_LADDER:
 			print_loss_line(rec);
+			break;
+		case FMT_LADDER:
+			if (!env.svg_path && !env.svg_dir)
+				print_loss_line(rec);
 			break;
 		case FMT_JSON:
 			json_loss(rec, src);
@@ -3853,6 +5489,7 @@ static void print_summary(void)
 
 static void reset(void)
 {
+	svg_discard();
 	socks_free();
 	free(st.losses);
 	free(st.trans);
@@ -3906,7 +5543,7 @@ static int tcptrace_read_main(int argc, char **argv)
 
 	if (env.format == FMT_LADDER)
 		ladder_flush_all();
-	if (env.format == FMT_STATS) {
+	if (env.format == FMT_STATS && !env.svg_path) {
 		print_stats();
 		if (!src.capture) {
 			printf("\nmodule counters, %s:\n", src.name);
@@ -3929,6 +5566,8 @@ static int tcptrace_read_main(int argc, char **argv)
 		warn("records of unknown type: a module newer than this reader, or a corrupt capture");
 		err = 1;
 	}
+	if (env.svg_path || env.svg_dir)
+		err = svg_finish(err);
 	if (!err && st.nr_lost)
 		err = EXIT_LOST;
 
@@ -3940,6 +5579,7 @@ cleanup:
 		close(src.fd);
 	}
 	ladder_src = NULL;
+	svg_discard();
 	socks_free();
 	free(st.losses);
 	free(st.trans);

@@ -15,7 +15,11 @@
 #
 # Real captures recorded in a VM (tcptrace-read -w) go in tests/captures/:
 # each NAME.cap there is checked in every format against
-# tests/expected/capture-NAME-*.out; add one, run with UPDATE=1, review.
+# tests/expected/capture-NAME-*.out, and drawn (--svg) against
+# tests/expected/capture-NAME-svg.svg; add one, run with UPDATE=1, review.
+# Pictures are also checked with xmllint and rsvg-convert, and their
+# numbers against the JSON lines; UPDATE=1 also redraws the README's
+# Documentation/images/handshake-ipv4.svg.
 #
 # `make check` runs this on the ASan/UBSan build: a sanitizer report shows
 # as a difference on stderr and in the exit status.
@@ -65,21 +69,22 @@ for fixture in "$tests"/fixtures/*.txt; do
 	fi
 done
 
-# compare CASE: WORKDIR/CASE.out against tests/expected/CASE.out (or
-# $expected_dir/CASE.out); 0 if equal.
+# compare CASE [EXT]: WORKDIR/CASE.EXT (EXT: out by default) against
+# tests/expected/CASE.EXT (or $expected_dir/CASE.EXT); 0 if equal.
 expected_dir=$tests/expected
 compare() {
-	local expected=$expected_dir/$1.out
+	local file=$1.${2:-out}
+	local expected=$expected_dir/$file
 
-	used[$1.out]=1
+	used[$file]=1
 	if [ -n "$update" ]; then
-		cp "$1.out" "$expected"
+		cp "$file" "$expected"
 	fi
 	if [ ! -f "$expected" ]; then
-		echo "no tests/expected/$1.out: run 'make check UPDATE=1' and review it"
+		echo "no tests/expected/$file: run 'make check UPDATE=1' and review it"
 		return 1
 	fi
-	diff -u "$expected" "$1.out"
+	diff -u "$expected" "$file"
 }
 
 # verdict CASE WANT STATUS: pass or fail on the status and the output.
@@ -223,6 +228,7 @@ run ladder-refused		0 -r refused.cap -L
 run ladder-simultaneous		0 -r simultaneous.cap -L
 run ladder-halfclose		0 -r halfclose.cap -L
 run ladder-reset		0 -r reset.cap -L
+run ladder-timewait		0 -r timewait.cap -L
 run ladder-remote		0 -r remote.cap -L
 run ladder-loss			3 -r loss.cap -L
 run ladder-mix			0 -r mix.cap -L
@@ -236,6 +242,15 @@ run json-mix			0 -r mix.cap -j
 run csv-ipv4			0 -r ipv4-loopback.cap --csv
 run csv-loss			3 -r loss.cap --csv
 run csv-odd			1 -r odd.cap --csv
+
+# What the module's hooks add: event records and TIME_WAIT with its cause.
+run table-events		0 -r events.cap
+run json-events			0 -r events.cap -j
+run csv-events			0 -r events.cap --csv
+run ladder-events		0 -r events.cap -L
+run table-timewait		0 -r timewait.cap
+run json-timewait		0 -r timewait.cap -j
+run stats-events		0 -r events.cap -S
 
 # Every JSON line must parse, every CSV row have the header's fields.
 check_json() {
@@ -481,6 +496,347 @@ check_fails check-json-bad-count	ipv4-loopback.json -c 2
 check_fails check-json-bad-bytes	ipv4-loopback.json -b 6
 check_fails check-json-bad-loss		loss.json
 
+# Pictures (--svg): each is compared with tests/expected/CASE.svg byte for
+# byte, must be well-formed XML (xmllint) and must render (rsvg-convert).
+svg_tools=1
+for tool in xmllint:libxml2-utils rsvg-convert:librsvg2-bin; do
+	if ! command -v "${tool%%:*}" >/dev/null; then
+		fail "svg-tools" "no ${tool%%:*}: apt-get install ${tool#*:}" \
+			"(vm/setup-host installs it)"
+		svg_tools=
+	fi
+done
+
+# svg_valid FILE: well-formed, and rendered to a PNG.
+svg_valid() {
+	[ -n "$svg_tools" ] || return 0
+	if xmllint --noout "$1" 2>"$1.xmllint"; then
+		pass "$1-xml"
+	else
+		fail "$1-xml" "$(cat "$1.xmllint")"
+	fi
+	if rsvg-convert -o "${1%.svg}.png" "$1" 2>"$1.rsvg" &&
+	   [ -s "${1%.svg}.png" ] && [ ! -s "$1.rsvg" ]; then
+		pass "$1-render"
+	else
+		fail "$1-render" "rsvg-convert: $(cat "$1.rsvg")"
+	fi
+}
+
+# svg CASE STATUS ARG...: run the reader with ARG... --svg CASE.svg; what
+# it printed is CASE.out, its picture CASE.svg, both compared exactly.
+svg() {
+	local case=$1 want=$2
+	shift 2
+
+	rm -f "$case.svg"
+	run "$case" "$want" "$@" --svg "$case.svg"
+	if [ ! -f "$case.svg" ]; then
+		fail "$case.svg" "no picture written"
+		return
+	fi
+	if compare "$case" svg; then
+		pass "$case.svg"
+	else
+		fail "$case.svg" "differs from tests/expected/$case.svg"
+	fi
+	svg_valid "$case.svg"
+}
+
+# no_file CASE STATUS FILE ARG...: the reader fails with STATUS and leaves
+# FILE as it was (absent, or holding "before"), with no temporary file.
+no_file() {
+	local case=$1 want=$2 file=$3
+	shift 3
+
+	run "$case" "$want" "$@"
+	if [ -e "$file" ] && [ "$(cat "$file")" != before ]; then
+		fail "$case-no-file" "$file was written"
+	elif ls "$file".* >/dev/null 2>&1; then
+		fail "$case-no-file" "a temporary file is left: $(ls "$file".*)"
+	else
+		pass "$case-no-file"
+	fi
+}
+
+# Every real capture, relative; the IPv4 one also --absolute and -T.
+for cap in "$tests"/captures/*.cap; do
+	[ -e "$cap" ] || continue
+	name=capture-$(basename "$cap" .cap)
+	svg "$name-svg"		- -r "$name.cap" -L
+done
+svg capture-ipv4-svg-absolute	0 -r capture-ipv4.cap -L --absolute
+svg capture-ipv4-svg-timestamp	0 -r capture-ipv4.cap -L -T
+# Fixtures: TIME_WAIT recorded, 60 s of it, with a SYN and a FIN
+# retransmitted; a connect() that timed out; a peer that is not traced.
+svg ladder-timewait-svg		0 -r timewait.cap -L
+svg ladder-refused-svg		0 -r refused.cap -L --connection 4003
+svg ladder-remote-svg		0 -r remote.cap -L --connection 7003
+svg stats-mix-svg		0 -r mix.cap -S
+
+# The choice of the connection: by either socket, by the 4-tuple either
+# way round, or by default give the same picture; - is standard output.
+for c in 2 0x1001 127.0.0.1:55802,127.0.0.1:39879 \
+	 127.0.0.1:39879,127.0.0.1:55802; do
+	rm -f chosen.svg
+	"$reader" -r capture-ipv4.cap -L --svg chosen.svg --connection "$c" \
+		2>/dev/null
+	if cmp -s chosen.svg capture-ipv4-svg.svg; then
+		pass "svg-connection-$c"
+	else
+		fail "svg-connection-$c" "--connection $c does not draw the" \
+			"connection of capture-ipv4.cap"
+	fi
+done
+"$reader" -r capture-ipv6.cap -L --svg - \
+	--connection '[::1]:57710,[::1]:37397' >stdout.svg 2>/dev/null
+if cmp -s stdout.svg capture-ipv6-svg.svg; then
+	pass "svg-stdout"
+else
+	fail "svg-stdout" "--svg - did not write the picture"
+fi
+
+# --svg-all: a picture per ladder that -L prints, each valid.
+rm -rf all && mkdir all
+run svg-all-mix			0 -r mix.cap -L --svg-all all
+n=$(grep -c '^===' ladder-mix.stdout)
+if [ "$(find all -name 'ladder-*.svg' | wc -l)" = "$n" ] &&
+   [ "$(find all -type f | wc -l)" = "$n" ]; then
+	pass "svg-all-count"
+else
+	fail "svg-all-count" "expected $n pictures in all/: $(ls all)"
+fi
+for f in all/*.svg; do
+	svg_valid "$f"
+done
+
+# Bad combinations, paths and connections: exit status 2, nothing written.
+run err-svg-no-format		2 -r mix.cap --svg x.svg
+run err-svg-json		2 -r mix.cap -j --svg x.svg
+run err-svg-all-stats		2 -r mix.cap -S --svg-all .
+run err-svg-and-svg-all		2 -r mix.cap -L --svg x.svg --svg-all .
+run err-connection-alone	2 -r mix.cap -L --connection 1002
+run err-connection-all		2 -r mix.cap -L --svg-all . --connection 1002
+run err-connection-bad		2 -r mix.cap -L --svg x.svg --connection 1.2.3.4:80
+run err-connection-port		2 -r mix.cap -L --svg x.svg --connection 1.2.3.4:0,5.6.7.8:9
+run err-svg-absolute-stats	2 -r mix.cap -S --svg x.svg --absolute
+run err-svg-counters		2 --counters --svg x.svg
+run err-svg-no-dir		2 -r mix.cap -L --svg no-such-dir/x.svg
+run err-svg-is-dir		2 -r mix.cap -L --svg .
+run err-svg-all-not-dir		2 -r mix.cap -L --svg-all mix.cap
+run err-svg-over-capture	2 -r ipv4-loopback.cap -L --svg ./ipv4-loopback.cap
+no_file err-svg-unknown-sock	2 x.svg -r capture-ipv4.cap -L --svg x.svg --connection 999
+no_file err-svg-unknown-tuple	2 x.svg -r capture-ipv4.cap -L --svg x.svg --connection 127.0.0.1:1,127.0.0.1:2
+run err-svg-no-connection	1 -r refused.cap --old-state LISTEN -L --svg x.svg
+
+# A truncated or corrupt capture: an error, and no picture, not even part
+# of one; a picture already there stays as it was.
+head -c $((64 + 5 * 128 + 50)) capture-ipv4.cap >truncated.cap
+no_file err-svg-truncated	1 x.svg -r truncated.cap -L --svg x.svg
+no_file err-svg-partial-record	1 x.svg -r err-partial-record.cap -L --svg x.svg
+no_file err-svg-truncated-header 1 x.svg -r err-truncated-header.cap -L --svg x.svg
+no_file err-svg-corrupt		1 x.svg -r odd.cap -L --svg x.svg
+no_file err-svg-stats-truncated	1 x.svg -r truncated.cap -S --svg x.svg
+echo before >x.svg
+no_file err-svg-keeps-old	1 x.svg -r truncated.cap -L --svg x.svg
+rm -f x.svg
+rm -rf none && mkdir none
+run err-svg-all-truncated	1 -r truncated.cap -L --svg-all none
+if [ -z "$(ls -A none)" ]; then
+	pass "err-svg-all-truncated-no-file"
+else
+	fail "err-svg-all-truncated-no-file" "left in none/: $(ls -A none)"
+fi
+
+# The numbers on the arrows are the ones the records imply, derived here
+# from the JSON lines, independently of the reader's ladder: x from the
+# server's rcv_nxt when it became ESTABLISHED, y from the client's; each
+# FIN from the rcv_nxt of the transition that received it (u+1, w+1 are
+# those rcv_nxt), u being the FIN of the end that entered FIN_WAIT1 first;
+# the data before it from the bytes_received of its receiver; each state's
+# duration from the in_old_ns of the transition that left it.
+svg_expect() {
+	awk -v mode="$2" '
+	function get(k,   re, v) {
+		re = "\"" k "\":"
+		if (!match($0, re "(\"[^\"]*\"|[^,}]*)"))
+			return ""
+		v = substr($0, RSTART + length(re), RLENGTH - length(re))
+		gsub(/"/, "", v)
+		return v
+	}
+	# mawk prints numbers over 2^31 wrongly with %d, or as 4.29497e+09.
+	function n(v) { return sprintf("%.0f", v) }
+	function mod(v) { return (v % 4294967296 + 4294967296) % 4294967296 }
+	function peer(s) { return s == client ? server : client }
+	function dur(ns) {
+		if (ns < 1000000000)
+			return sprintf("%d.%03d ms", int(ns / 1000000),
+				       int(ns / 1000) % 1000)
+		return sprintf("%d.%03d s", int(ns / 1000000000),
+			       int(ns / 1000000) % 1000)
+	}
+	/"type":"transition"/ {
+		s = get("sock"); o = get("old"); to = get("new")
+		if (o == "SYN_SENT")
+			client = s
+		if (o == "SYN_RECV")
+			server = s
+		if (o == "SYN_SENT" && to == "ESTABLISHED")
+			y = mod(get("rcv_nxt") - 1)
+		if (o == "SYN_RECV" && to == "ESTABLISHED")
+			x = mod(get("rcv_nxt") - 1)
+		if (o == "SYN_SENT" && to == "CLOSE") {
+			x = get("snd_una")
+			refused = 1
+		}
+		if (to == "FIN_WAIT1" && first == "")
+			first = s
+		if ((o == "ESTABLISHED" && to == "CLOSE_WAIT") ||
+		    (o == "FIN_WAIT1" && to == "CLOSING") ||
+		    (o == "FIN_WAIT2" && to == "CLOSE"))
+			fin[peer(s)] = mod(get("rcv_nxt") - 1)
+		if (o == "ESTABLISHED" && to == "CLOSE_WAIT")
+			data = get("bytes_received") - 1
+		if (o == "ESTABLISHED" && to == "CLOSE" && get("ctx") == "task")
+			reset = 1
+		if (o != "LISTEN" && get("in_old_ns") != "null")
+			durs[++nd] = o " " dur(get("in_old_ns") + 0)
+	}
+	END {
+		second = peer(first)
+		if (mode == "durations") {
+			for (i = 1; i <= nd; i++)
+				print durs[i]
+			exit
+		}
+		if (mode == "legend") {
+			if (refused) {
+				print "x = " n(x) " (initial sequence number)"
+				exit
+			}
+			printf "x = %s, y = %s (initial sequence numbers)", n(x),
+			       n(y)
+			if (first != "")
+				printf "; u = %s+%s, w = %s+%s (FINs)",
+				       first == client ? "x" : "y",
+				       n(mod(fin[first] - (first == client ? x : y))),
+				       second == client ? "x" : "y",
+				       n(mod(fin[second] - (second == client ? x : y)))
+			printf "\n"
+			exit
+		}
+		abs = mode == "absolute"
+		print "SYN seq=" (abs ? n(x) : "x")
+		if (refused) {
+			print "RST"
+			exit
+		}
+		print "SYN,ACK seq=" (abs ? n(y) : "y") " ack=" \
+		      (abs ? n(mod(x + 1)) : "x+1")
+		print "ACK ack=" (abs ? n(mod(y + 1)) : "y+1")
+		if (reset)
+			print "RST"
+		if (first == "")
+			exit
+		base = first == client ? x : y
+		sym = first == client ? "x" : "y"
+		if (data != "")
+			print n(data) " bytes " \
+			      (abs ? n(mod(base + 1)) : sym "+1") ".." \
+			      (abs ? n(mod(base + data)) : sym "+" n(data))
+		print "FIN seq=" (abs ? n(fin[first]) : "u")
+		print "ACK ack=" (abs ? n(mod(fin[first] + 1)) : "u+1")
+		print "FIN seq=" (abs ? n(fin[second]) : "w")
+		print "ACK ack=" (abs ? n(mod(fin[second] + 1)) : "w+1")
+	}' "$1"
+}
+# What a picture says: the arrows' labels, the legend, the states' boxes.
+svg_says() {
+	case $2 in
+	labels)
+		sed -n 's/.*<text[^>]*class="seg [a-z]*">\([^<]*\)<\/text>.*/\1/p' "$1" |
+			sed 's/, [0-9]* retransmissions*$//' ;;
+	legend)
+		sed -n 's/.*<text[^>]*class="legend">\([^<]*\)<\/text>.*/\1/p' "$1" ;;
+	durations)
+		sed -n 's/.*class="st">\([^<]*\)<\/text>$/\1/p; s/.*class="dur">\([^<]*\)<\/text>$/\1/p' "$1" |
+			paste -d' ' - - ;;
+	esac
+}
+for name in ipv4 ipv6 v4mapped serverclose simclose halfclose reset \
+	    refused; do
+	[ -e "$tests/captures/$name.cap" ] || continue
+	json=capture-$name-json.stdout
+	"$reader" -r "capture-$name.cap" -L --absolute \
+		--svg "capture-$name-abs.svg" 2>/dev/null
+	bad=
+	for mode in relative absolute; do
+		pic=capture-$name-svg.svg
+		[ "$mode" = absolute ] && pic=capture-$name-abs.svg
+		svg_says "$pic" labels >"$name-$mode.labels"
+		while read -r label; do
+			grep -Fxq -- "$label" "$name-$mode.labels" ||
+				bad="$bad; no '$label' ($mode)"
+		done < <(svg_expect "$json" "$mode")
+	done
+	[ "$(svg_says "capture-$name-svg.svg" legend)" = \
+	  "$(svg_expect "$json" legend)" ] ||
+		bad="$bad; legend '$(svg_says "capture-$name-svg.svg" legend)', expected '$(svg_expect "$json" legend)'"
+	svg_says "capture-$name-svg.svg" durations >"$name.durations"
+	while read -r d; do
+		grep -Fxq -- "$d" "$name.durations" ||
+			bad="$bad; no box '$d'"
+	done < <(svg_expect "$json" durations)
+	if [ -n "$bad" ]; then
+		fail "svg-numbers-$name" "${bad#; }"
+	else
+		pass "svg-numbers-$name"
+	fi
+done
+# ... and the check would catch a wrong number.
+sed 's/ack=u+1</ack=u+2</' capture-ipv4-svg.svg >wrong.svg
+if svg_says wrong.svg labels | grep -Fxq 'ACK ack=u+1'; then
+	fail "svg-numbers-selftest" "a wrong ack goes unseen"
+else
+	pass "svg-numbers-selftest"
+fi
+
+# The picture in README.md is the reader's, for the capture it names.
+readme_svg=$tests/../../Documentation/images/handshake-ipv4.svg
+"$reader" -r "$tests/captures/ipv4.cap" -L --svg readme.svg 2>/dev/null
+if [ -n "$update" ]; then
+	mkdir -p "$(dirname "$readme_svg")"
+	cp readme.svg "$readme_svg"
+fi
+if cmp -s readme.svg "$readme_svg"; then
+	pass "readme-svg"
+else
+	fail "readme-svg" "Documentation/images/handshake-ipv4.svg is not what" \
+		"-r userspace/tests/captures/ipv4.cap -L --svg draws (UPDATE=1)"
+fi
+# ... and so is the table of records beside it.
+"$reader" -r "$tests/captures/ipv4.cap" >readme-table.txt 2>readme-table.err
+cat readme-table.err >>readme-table.txt
+awk '/^<!-- the reader.s output for userspace\/tests\/captures\/ipv4\.cap/ {
+	on = 1
+	next
+}
+on && /^```/ {
+	if (block)
+		exit
+	block = 1
+	next
+}
+block' "$tests/../../README.md" >readme-block.txt
+if [ -s readme-block.txt ] && cmp -s readme-block.txt readme-table.txt; then
+	pass "readme-table"
+else
+	diff -u readme-table.txt readme-block.txt
+	fail "readme-table" "the table in README.md is not what" \
+		"-r userspace/tests/captures/ipv4.cap prints"
+fi
+
 # Usage.
 run err-unknown-option		2 -r ipv4-loopback.cap --frobnicate
 run err-unknown-short-option	2 -x
@@ -527,7 +883,8 @@ else
 fi
 
 # No expected output left that no case produced.
-for f in "$tests"/expected/*.out; do
+for f in "$tests"/expected/*.out "$tests"/expected/*.svg; do
+	[ -e "$f" ] || continue
 	[ -n "${used[$(basename "$f")]:-}" ] && continue
 	if [ -n "$update" ]; then
 		rm "$f"
