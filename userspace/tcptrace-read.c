@@ -309,6 +309,9 @@ struct sock {
 	bool listener;
 	bool closed;
 	bool lost_while_open;	/* loss records came while it was known */
+	/* the module's event record of a reset it received, if one came */
+	bool rst_rcvd;
+	__u64 rst_rcvd_ts;
 	/* the ladder: its transitions, its 4-tuple, its peer */
 	struct tcptrace_record *recs;
 	unsigned int nr_recs, cap_recs;
@@ -3354,6 +3357,17 @@ static void ladder_event(struct ladder *l, int i,
 	case TCPTRACE_CLOSING << 8 | TCPTRACE_CLOSE:
 	case TCPTRACE_CLOSING << 8 | TCPTRACE_TIME_WAIT:
 	case TCPTRACE_LAST_ACK << 8 | TCPTRACE_CLOSE:
+		/*
+		 * The module said a reset came (an event record): it, not
+		 * the ACK of our FIN, ended the close -- the peer was gone.
+		 */
+		if (ev->newstate == TCPTRACE_CLOSE && l->end[i].s &&
+		    l->end[i].s->rst_rcvd &&
+		    l->end[i].s->rst_rcvd_ts <= rec->ts_ns) {
+			ladder_seg_row(l, SEG_RST, o);
+			recv = SEG_RST;
+			break;
+		}
 		ladder_seg_row(l, SEG_FINACK, o);
 		recv = SEG_FINACK;
 		break;
@@ -3561,16 +3575,21 @@ static bool to_time_wait(const struct sock *s)
 static void time_wait_phrase(char *buf, size_t len, const struct sock *s)
 {
 	const struct tcptrace_record *in, *out;
+	const char *what;
 	char d[32];
 
 	in = find_trans(s, -1, TCPTRACE_TIME_WAIT, false);
 	out = find_trans(s, TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, false);
 	buf[0] = '\0';
+	/* A timewait socket still waiting for the FIN of the peer. */
+	what = in && tw_fin_wait2(&in->ev) ?
+	       "a FIN_WAIT2 timewait socket" :
+	       "TIME_WAIT";
 	if (in && out && out->ts_ns >= in->ts_ns) {
 		format_duration(d, sizeof(d), out->ts_ns - in->ts_ns);
-		snprintf(buf, len, "; then TIME_WAIT, for %s", d);
+		snprintf(buf, len, "; then %s, for %s", what, d);
 	} else if (in) {
-		snprintf(buf, len, "; then TIME_WAIT");
+		snprintf(buf, len, "; then %s", what);
 	} else if (to_time_wait(s)) {
 		snprintf(buf, len,
 			 "; then TIME_WAIT, which is not traced: its last row reads CLOSE");
@@ -5290,6 +5309,12 @@ static bool process(const struct tcptrace_record *rec,
 		memset(&v, 0, sizeof(v));
 		if (!(rec->ev.flags & TCPTRACE_F_ID_UNSET))
 			v.s = sock_get(rec);
+		/* The ladder draws the reset that ended a close. */
+		if (v.s && TCPTRACE_CAUSE(rec->ev.flags) ==
+			   TCPTRACE_CAUSE_RST_RECEIVED) {
+			v.s->rst_rcvd = true;
+			v.s->rst_rcvd_ts = rec->ts_ns;
+		}
 		switch (env.format) {
 		case FMT_TABLE:
 			table_transition(rec, &v, src);
@@ -5469,7 +5494,8 @@ static void print_summary(void)
 		return;
 	fprintf(stderr, "%llu transitions, ", st.nr_transitions);
 	if (st.nr_events)
-		fprintf(stderr, "%llu events, ", st.nr_events);
+		fprintf(stderr, "%llu event%s, ", st.nr_events,
+			st.nr_events == 1 ? "" : "s");
 	fprintf(stderr, "%llu lost", st.nr_lost);
 	for (i = 0; i < st.nr_losses; i++)
 		fprintf(stderr, "%sCPU %u: %llu", i ? ", " : " (",

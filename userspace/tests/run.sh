@@ -464,7 +464,7 @@ declare -A capture_checks=(
 	[ipv4]="-c 1 -b 100 -C -t 12" [ipv6]="-c 1 -b 100 -C -t 12"
 	[v4mapped]="-c 1 -b 100 -C -t 12" [serverclose]="-c 1 -b 100 -S"
 	[simclose]="-c 1 -b 100 -M" [halfclose]="-c 1 -C" [reset]="-c 1 -R"
-	[refused]="-c 0 -r 1" [loss]="-l"
+	[refused]="-c 0 -r 1" [loss]="-l" [orphan]="-c 1 -b 100 -C -t 13"
 )
 for cap in "$tests"/captures/*.cap; do
 	[ -e "$cap" ] || continue
@@ -576,8 +576,8 @@ svg stats-mix-svg		0 -r mix.cap -S
 
 # The choice of the connection: by either socket, by the 4-tuple either
 # way round, or by default give the same picture; - is standard output.
-for c in 2 0x1001 127.0.0.1:55802,127.0.0.1:39879 \
-	 127.0.0.1:39879,127.0.0.1:55802; do
+for c in 2 0x1001 127.0.0.1:50968,127.0.0.1:39405 \
+	 127.0.0.1:39405,127.0.0.1:50968; do
 	rm -f chosen.svg
 	"$reader" -r capture-ipv4.cap -L --svg chosen.svg --connection "$c" \
 		2>/dev/null
@@ -589,7 +589,7 @@ for c in 2 0x1001 127.0.0.1:55802,127.0.0.1:39879 \
 	fi
 done
 "$reader" -r capture-ipv6.cap -L --svg - \
-	--connection '[::1]:57710,[::1]:37397' >stdout.svg 2>/dev/null
+	--connection '[::1]:45860,[::1]:36457' >stdout.svg 2>/dev/null
 if cmp -s stdout.svg capture-ipv6-svg.svg; then
 	pass "svg-stdout"
 else
@@ -692,9 +692,13 @@ svg_expect() {
 		}
 		if (to == "FIN_WAIT1" && first == "")
 			first = s
+		# FIN_WAIT2 -> TIME_WAIT in the FIN_WAIT2 substate (flag 8)
+		# came before the FIN of the peer.
 		if ((o == "ESTABLISHED" && to == "CLOSE_WAIT") ||
 		    (o == "FIN_WAIT1" && to == "CLOSING") ||
-		    (o == "FIN_WAIT2" && to == "CLOSE"))
+		    (o == "FIN_WAIT2" && to == "CLOSE") ||
+		    (o == "FIN_WAIT2" && to == "TIME_WAIT" &&
+		     int(get("flags") / 8) % 2 == 0))
 			fin[peer(s)] = mod(get("rcv_nxt") - 1)
 		if (o == "ESTABLISHED" && to == "CLOSE_WAIT")
 			data = get("bytes_received") - 1
