@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
@@ -1845,6 +1846,156 @@ TEST_F(dev, timewait_reused)
 	EXPECT_EQ(getpid(), leave->ev.pid);
 	EXPECT_EQ(cport, leave->ev.lport);
 	close(cfd);
+	close(lfd);
+}
+
+/* A new SYN from the peer, on the 4-tuple of a TIME_WAIT, takes its place. */
+TEST_F(dev, timewait_syn_reuse)
+{
+	const struct tcptrace_record *leave;
+	struct sockaddr_storage ss;
+	uint64_t cid, sid;
+	uint16_t port, cport;
+	int lfd, cfd, sfd, one = 1;
+	socklen_t len;
+	char b;
+
+	NEED_TW_HOOKS(self);
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	port = local_port(lfd);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one)));
+	len = loopback(AF_INET, false, 0, &ss);
+	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	cport = local_port(cfd);
+	len = loopback(AF_INET, false, port, &ss);
+	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len));
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	cid = sock_cookie(cfd);
+	sid = sock_cookie(sfd);
+
+	/* The server closes first: its end goes to TIME_WAIT. */
+	ASSERT_EQ(0, shutdown(sfd, SHUT_WR));
+	ASSERT_EQ(0, recv(cfd, &b, 1, 0));
+	ASSERT_EQ(0, close(cfd));
+	ASSERT_EQ(0, recv(sfd, &b, 1, 0));
+	ASSERT_EQ(0, close(sfd));
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+				 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT,
+				 WAIT_MS));
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+				 TCPTRACE_LAST_ACK, TCPTRACE_CLOSE, WAIT_MS));
+
+	/* The client comes back from the same port. */
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one)));
+	len = loopback(AF_INET, false, cport, &ss);
+	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	len = loopback(AF_INET, false, port, &ss);
+	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len))
+		TH_LOG("connect: %s", strerror(errno));
+	leave = wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, leave);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_TW_SYN), leave->ev.flags);
+	EXPECT_EQ(port, leave->ev.lport);
+	EXPECT_EQ(cport, leave->ev.rport);
+	sfd = accept(lfd, NULL, NULL);
+	EXPECT_LE(0, sfd);
+	if (sfd >= 0)
+		close(sfd);
+	close(cfd);
+	close(lfd);
+}
+
+static uint16_t csum_fold32(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/*
+ * A bare RST on loopback, from port @sport to port @dport, with sequence
+ * number @seq: what a peer that lost its state would send.  Raw socket, so
+ * the TCP checksum is ours to make.
+ */
+static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
+{
+	struct {
+		struct iphdr ip;
+		struct tcphdr tcp;
+	} pkt;
+	struct sockaddr_in dst = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	uint16_t *w = (uint16_t *)&pkt.tcp;
+	uint32_t sum;
+	size_t i;
+	int fd, ret;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.ip.version = 4;
+	pkt.ip.ihl = 5;
+	pkt.ip.ttl = 64;
+	pkt.ip.protocol = IPPROTO_TCP;
+	pkt.ip.tot_len = htons(sizeof(pkt));
+	pkt.ip.saddr = htonl(INADDR_LOOPBACK);
+	pkt.ip.daddr = htonl(INADDR_LOOPBACK);
+	pkt.tcp.source = htons(sport);
+	pkt.tcp.dest = htons(dport);
+	pkt.tcp.seq = htonl(seq);
+	pkt.tcp.doff = 5;
+	pkt.tcp.rst = 1;
+	/* Pseudo-header: addresses, protocol, TCP length; then the header. */
+	sum = 2 * (INADDR_LOOPBACK >> 16) + 2 * (INADDR_LOOPBACK & 0xffff);
+	sum += IPPROTO_TCP + sizeof(pkt.tcp);
+	for (i = 0; i < sizeof(pkt.tcp) / 2; i++)
+		sum += ntohs(w[i]);
+	pkt.tcp.check = htons(csum_fold32(sum));
+
+	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		return -1;
+	ret = sendto(fd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&dst,
+		     sizeof(dst)) == sizeof(pkt) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+/* "TIME_WAIT assassination": an in-window reset kills a timewait socket. */
+TEST_F(dev, timewait_reset)
+{
+	const struct tcptrace_record *enter, *leave;
+	uint64_t cid, sid;
+	uint16_t port;
+	int lfd, cfd;
+
+	NEED_TW_HOOKS(self);
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	port = local_port(lfd);
+	cfd = connect_to(AF_INET, port);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, graceful_close(lfd, cfd, &cid, &sid));
+	enter = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT, WAIT_MS);
+	ASSERT_NE(NULL, enter);
+	/* In window: exactly the next sequence number it expects. */
+	ASSERT_EQ(0, send_rst(port, enter->ev.lport, enter->ev.rcv_nxt))
+		TH_LOG("raw socket: %s", strerror(errno));
+	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, leave);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_TW_RST_RECEIVED), leave->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_SOFTIRQ, leave->ctx);
 	close(lfd);
 }
 
