@@ -39,12 +39,12 @@ MODULE_PARM_DESC(wakeup_ms,
 bool tcptrace_timewait = true;
 module_param_named(timewait, tcptrace_timewait, bool, 0444);
 MODULE_PARM_DESC(timewait,
-		 "Record connections entering and leaving TIME_WAIT, with why they leave; the exit needs kprobes (default Y)");
+		 "Record connections entering and leaving TIME_WAIT, with why they leave; 1 or 0, with kprobes (default 1)");
 
 bool tcptrace_causes = true;
 module_param_named(causes, tcptrace_causes, bool, 0444);
 MODULE_PARM_DESC(causes,
-		 "Record resets sent and received and retransmissions, which explain transitions (default Y)");
+		 "Record resets sent and received and retransmissions, which explain transitions, 1 or 0 (default 1)");
 
 u32 tcptrace_hooks;
 unsigned int tcptrace_buffer_records;

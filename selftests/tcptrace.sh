@@ -579,12 +579,15 @@ fi
 echo "TAP version 13"
 echo "1..15"
 run "the debug build's self-tests at load" debug_selftest
+# Before the harness, whose tests each make and drop a network namespace:
+# taking a CPU down while the kernel tears a hundred of them down has
+# stalled the TCG guest for minutes (seen twice, cause not found yet).
+run "a CPU offline and back while tracing" hotplug
 run "tcptrace_test, default buffer" harness
 run "tcptrace_test, 32-record buffer, 1 s tick" harness buffer_kb=4 wakeup_ms=1000
 run "over 100,000 transitions, a live reader, nothing unaccounted" load_test
 run "the same through a 32-record buffer: most lost, all counted" load_test buffer_kb=4
 run "rmmod refused under a sleeping reader, which is then killed" sleeping_reader
-run "a CPU offline and back while tracing" hotplug
 run "faults between namespaces: loss, delay, RST, refusal, timeout" faults
 run "rmmod refused while open" rmmod_while_open
 run "bad parameters refused" bad_params
