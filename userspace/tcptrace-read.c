@@ -5265,6 +5265,25 @@ mark:
 		s->lost_while_open = true;
 }
 
+/* A transition or an event, in the line formats; the ladder draws later. */
+static void print_record(const struct tcptrace_record *rec,
+			 const struct view *v, const struct source *src)
+{
+	switch (env.format) {
+	case FMT_TABLE:
+		table_transition(rec, v, src);
+		break;
+	case FMT_JSON:
+		json_transition(rec, v, src);
+		break;
+	case FMT_CSV:
+		csv_transition(rec, v, src);
+		break;
+	default:
+		break;
+	}
+}
+
 /*
  * One record: filter it, learn from it, print it.  False when it was a
  * transition the filter rejected (and is not to be written out).
@@ -5283,19 +5302,7 @@ static bool process(const struct tcptrace_record *rec,
 		st.nr_transitions++;
 		note_first_ts(rec->ts_ns);
 		track(rec, &v, false);
-		switch (env.format) {
-		case FMT_TABLE:
-			table_transition(rec, &v, src);
-			break;
-		case FMT_JSON:
-			json_transition(rec, &v, src);
-			break;
-		case FMT_CSV:
-			csv_transition(rec, &v, src);
-			break;
-		default:
-			break;
-		}
+		print_record(rec, &v, src);
 		track(rec, &v, true);
 		return true;
 	case TCPTRACE_REC_EVENT:
@@ -5315,19 +5322,7 @@ static bool process(const struct tcptrace_record *rec,
 			v.s->rst_rcvd = true;
 			v.s->rst_rcvd_ts = rec->ts_ns;
 		}
-		switch (env.format) {
-		case FMT_TABLE:
-			table_transition(rec, &v, src);
-			break;
-		case FMT_JSON:
-			json_transition(rec, &v, src);
-			break;
-		case FMT_CSV:
-			csv_transition(rec, &v, src);
-			break;
-		default:
-			break;
-		}
+		print_record(rec, &v, src);
 		return true;
 	case TCPTRACE_REC_LOST:
 		note_first_ts(rec->ts_ns);
