@@ -49,22 +49,26 @@ enum tcptrace_ctx tcptrace_ctx(void)
 	return TCPTRACE_CTX_TASK;
 }
 
-static void tcptrace_fill_addrs(struct tcptrace_event *ev,
-				const struct sock *sk)
+/*
+ * The addresses, from the part that full and timewait sockets share, so
+ * that timewait.c fills them the same way.
+ */
+void tcptrace_fill_addrs(struct tcptrace_event *ev,
+			 const struct sock_common *skc)
 {
 #if IS_ENABLED(CONFIG_IPV6)
-	if (sk->sk_family == AF_INET6) {
-		memcpy(ev->laddr, &sk->sk_v6_rcv_saddr, sizeof(ev->laddr));
-		memcpy(ev->raddr, &sk->sk_v6_daddr, sizeof(ev->raddr));
+	if (skc->skc_family == AF_INET6) {
+		memcpy(ev->laddr, &skc->skc_v6_rcv_saddr, sizeof(ev->laddr));
+		memcpy(ev->raddr, &skc->skc_v6_daddr, sizeof(ev->raddr));
 		return;
 	}
 #endif
-	memcpy(ev->laddr, &sk->sk_rcv_saddr, sizeof(sk->sk_rcv_saddr));
-	memset(ev->laddr + sizeof(sk->sk_rcv_saddr), 0,
-	       sizeof(ev->laddr) - sizeof(sk->sk_rcv_saddr));
-	memcpy(ev->raddr, &sk->sk_daddr, sizeof(sk->sk_daddr));
-	memset(ev->raddr + sizeof(sk->sk_daddr), 0,
-	       sizeof(ev->raddr) - sizeof(sk->sk_daddr));
+	memcpy(ev->laddr, &skc->skc_rcv_saddr, sizeof(skc->skc_rcv_saddr));
+	memset(ev->laddr + sizeof(skc->skc_rcv_saddr), 0,
+	       sizeof(ev->laddr) - sizeof(skc->skc_rcv_saddr));
+	memcpy(ev->raddr, &skc->skc_daddr, sizeof(skc->skc_daddr));
+	memset(ev->raddr + sizeof(skc->skc_daddr), 0,
+	       sizeof(ev->raddr) - sizeof(skc->skc_daddr));
 }
 
 /* Outside task context, current has nothing to do with the socket. */
@@ -140,7 +144,7 @@ void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
 	ev->rport = ntohs(sk->sk_dport);
 
 	tcptrace_fill_task(ev, ctx);
-	tcptrace_fill_addrs(ev, sk);
+	tcptrace_fill_addrs(ev, &sk->__sk_common);
 
 	tcptrace_fill_seq(ev, tp);
 	ev->bytes_acked = tp->bytes_acked;

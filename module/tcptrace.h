@@ -122,6 +122,8 @@ enum tcptrace_ctx tcptrace_ctx(void);
 void tcptrace_fill(struct tcptrace_record *rec, const struct sock *sk,
 		   int oldstate, int newstate, u8 flags);
 void tcptrace_fill_task(struct tcptrace_event *ev, enum tcptrace_ctx ctx);
+void tcptrace_fill_addrs(struct tcptrace_event *ev,
+			 const struct sock_common *skc);
 typedef void (*tcptrace_probe_t)(void *data, const struct sock *sk,
 				 int oldstate, int newstate);
 extern tcptrace_probe_t tcptrace_probe_fn;

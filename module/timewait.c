@@ -69,22 +69,6 @@ static enum tcptrace_cause tw_cause(struct tcptrace_buf *b,
 	return TCPTRACE_CAUSE_TW_RST_SENT;
 }
 
-static void tw_fill_addrs(struct tcptrace_event *ev,
-			  const struct inet_timewait_sock *tw)
-{
-	memset(ev->laddr, 0, sizeof(ev->laddr));
-	memset(ev->raddr, 0, sizeof(ev->raddr));
-#if IS_ENABLED(CONFIG_IPV6)
-	if (tw->tw_family == AF_INET6) {
-		memcpy(ev->laddr, &tw->tw_v6_rcv_saddr, sizeof(ev->laddr));
-		memcpy(ev->raddr, &tw->tw_v6_daddr, sizeof(ev->raddr));
-		return;
-	}
-#endif
-	memcpy(ev->laddr, &tw->tw_rcv_saddr, sizeof(tw->tw_rcv_saddr));
-	memcpy(ev->raddr, &tw->tw_daddr, sizeof(tw->tw_daddr));
-}
-
 static void tw_fill(struct tcptrace_record *rec,
 		    const struct inet_timewait_sock *tw, enum tcptrace_cause cause)
 {
@@ -111,7 +95,7 @@ static void tw_fill(struct tcptrace_record *rec,
 	ev->rport = ntohs(tw->tw_dport);
 
 	tcptrace_fill_task(ev, ctx);
-	tw_fill_addrs(ev, tw);
+	tcptrace_fill_addrs(ev, &tw->__tw_common);
 
 	/* A timewait socket keeps only the two edges of the sequence space. */
 	ev->snd_una = READ_ONCE(tcptw->tw_snd_nxt);
