@@ -1667,6 +1667,34 @@ static int write_sysctl(const char *path, const char *value)
 	return ret;
 }
 
+/*
+ * A loopback IPv4 connection to @port from local port @lport (0: any), with
+ * SO_REUSEADDR, so that a port a timewait socket holds can be bound again.
+ * Return: the socket, or -1 with errno set.
+ */
+static int connect_from(uint16_t lport, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, err;
+	socklen_t len;
+
+	if (fd < 0)
+		return -1;
+	len = loopback(AF_INET, false, lport, &ss);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, len))
+		goto err;
+	len = loopback(AF_INET, false, port, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		goto err;
+	return fd;
+err:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
 /* Everything this test's namespace records, event records included. */
 static int filter_events(int fd)
 {
@@ -1810,26 +1838,18 @@ TEST_F_TIMEOUT(dev, timewait_expires, 120)
 TEST_F(dev, timewait_reused)
 {
 	const struct tcptrace_record *leave;
-	struct sockaddr_storage ss;
 	uint64_t cid, sid;
 	uint16_t port, cport;
-	int lfd, cfd, one = 1;
-	socklen_t len;
+	int lfd, cfd;
 
 	NEED_TW_HOOKS(self);
 	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "1"));
 	lfd = listener(AF_INET, false);
 	ASSERT_LE(0, lfd);
 	port = local_port(lfd);
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	ASSERT_LE(0, cfd);
-	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
-				sizeof(one)));
-	len = loopback(AF_INET, false, 0, &ss);
-	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	cfd = connect_from(0, port);
+	ASSERT_LE(0, cfd) TH_LOG("connect: %s", strerror(errno));
 	cport = local_port(cfd);
-	len = loopback(AF_INET, false, port, &ss);
-	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len));
 	ASSERT_EQ(0, graceful_close(lfd, cfd, &cid, &sid));
 	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
 				 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT,
@@ -1837,15 +1857,8 @@ TEST_F(dev, timewait_reused)
 
 	/* Reuse needs the timewait's last timestamp a second old. */
 	sleep(2);
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	ASSERT_LE(0, cfd);
-	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
-				sizeof(one)));
-	len = loopback(AF_INET, false, cport, &ss);
-	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
-	len = loopback(AF_INET, false, port, &ss);
-	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len))
-		TH_LOG("connect: %s", strerror(errno));
+	cfd = connect_from(cport, port);
+	ASSERT_LE(0, cfd) TH_LOG("connect: %s", strerror(errno));
 
 	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
 			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
@@ -1862,26 +1875,18 @@ TEST_F(dev, timewait_reused)
 TEST_F(dev, timewait_syn_reuse)
 {
 	const struct tcptrace_record *leave;
-	struct sockaddr_storage ss;
 	uint64_t cid, sid;
 	uint16_t port, cport;
-	int lfd, cfd, sfd, one = 1;
-	socklen_t len;
+	int lfd, cfd, sfd;
 	char b;
 
 	NEED_TW_HOOKS(self);
 	lfd = listener(AF_INET, false);
 	ASSERT_LE(0, lfd);
 	port = local_port(lfd);
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	ASSERT_LE(0, cfd);
-	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
-				sizeof(one)));
-	len = loopback(AF_INET, false, 0, &ss);
-	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
+	cfd = connect_from(0, port);
+	ASSERT_LE(0, cfd) TH_LOG("connect: %s", strerror(errno));
 	cport = local_port(cfd);
-	len = loopback(AF_INET, false, port, &ss);
-	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len));
 	sfd = accept(lfd, NULL, NULL);
 	ASSERT_LE(0, sfd);
 	cid = sock_cookie(cfd);
@@ -1900,15 +1905,8 @@ TEST_F(dev, timewait_syn_reuse)
 				 TCPTRACE_LAST_ACK, TCPTRACE_CLOSE, WAIT_MS));
 
 	/* The client comes back from the same port. */
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	ASSERT_LE(0, cfd);
-	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_REUSEADDR, &one,
-				sizeof(one)));
-	len = loopback(AF_INET, false, cport, &ss);
-	ASSERT_EQ(0, bind(cfd, (struct sockaddr *)&ss, len));
-	len = loopback(AF_INET, false, port, &ss);
-	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&ss, len))
-		TH_LOG("connect: %s", strerror(errno));
+	cfd = connect_from(cport, port);
+	ASSERT_LE(0, cfd) TH_LOG("connect: %s", strerror(errno));
 	leave = wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
 			 TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, WAIT_MS);
 	ASSERT_NE(NULL, leave);
