@@ -150,7 +150,7 @@ static long tcptrace_ioc_stats(struct tcptrace_stats __user *ustats)
 
 	if (copy_from_user(&hdr, ustats, sizeof(hdr)))
 		return -EFAULT;
-	if (hdr.reserved)
+	if (hdr.missed)
 		return -EINVAL;
 
 	nr = min(hdr.nr_cpus, nr_cpu_ids);
@@ -167,7 +167,9 @@ static long tcptrace_ioc_stats(struct tcptrace_stats __user *ustats)
 	}
 	mutex_unlock(&tcptrace_dev.read_lock);
 
-	if (!ret && put_user(nr_cpu_ids, &ustats->nr_cpus))
+	if (!ret && (put_user(nr_cpu_ids, &ustats->nr_cpus) ||
+		     put_user((u32)(tcptrace_tw_missed() + tcptrace_req_missed()),
+			      &ustats->missed)))
 		ret = -EFAULT;
 	return ret;
 }

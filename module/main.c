@@ -5,7 +5,8 @@
  *
  * Loading the module attaches a probe to the tracepoint
  * sock:inet_sock_set_state (and, unless told not to, probes to the tcp:
- * tracepoints of resets and retransmissions and kprobes that see TIME_WAIT)
+ * tracepoints of resets and retransmissions and kprobes that see TIME_WAIT
+ * and the SYN queue)
  * and starts recording into per-CPU buffers, like a flight recorder;
  * /dev/tcptrace hands the records to one reader.  See
  * Documentation/tcptrace.rst for the ABI and include/uapi/linux/tcptrace.h
@@ -45,6 +46,11 @@ bool tcptrace_causes = true;
 module_param_named(causes, tcptrace_causes, bool, 0444);
 MODULE_PARM_DESC(causes,
 		 "Record resets sent and received and retransmissions, which explain transitions, 1 or 0 (default 1)");
+
+bool tcptrace_requests = true;
+module_param_named(requests, tcptrace_requests, bool, 0444);
+MODULE_PARM_DESC(requests,
+		 "Record the SYN queue: requests, SYN cookies, SYN-ACK retransmissions, and which request a child comes from; 1 or 0, with kprobes (default 1)");
 
 u32 tcptrace_hooks;
 unsigned int tcptrace_buffer_records;
@@ -101,16 +107,22 @@ static int __init tcptrace_init(void)
 	if (ret)
 		goto err_free_bufs;
 
-	/* TIME_WAIT first: its marks must be there for the probe to find. */
+	/* The kprobes first: their marks must be there for the probe to find. */
 	if (tcptrace_timewait) {
 		ret = tcptrace_tw_attach();
 		if (ret)
 			goto err_free_bufs;
 	}
 
+	if (tcptrace_requests) {
+		ret = tcptrace_req_attach();
+		if (ret)
+			goto err_detach_tw;
+	}
+
 	ret = tcptrace_probe_attach();
 	if (ret)
-		goto err_detach_tw;
+		goto err_detach_req;
 
 	ret = tcptrace_dev_register();
 	if (ret)
@@ -123,6 +135,8 @@ static int __init tcptrace_init(void)
 
 err_detach_probe:
 	tcptrace_probe_detach();
+err_detach_req:
+	tcptrace_req_detach();
 err_detach_tw:
 	tcptrace_tw_detach();
 err_free_bufs:
@@ -134,6 +148,7 @@ static void __exit tcptrace_exit(void)
 {
 	tcptrace_dev_unregister();
 	tcptrace_probe_detach();
+	tcptrace_req_detach();
 	tcptrace_tw_detach();
 	tcptrace_filter_free();
 	tcptrace_bufs_free();

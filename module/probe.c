@@ -2,7 +2,8 @@
 /*
  * The probe on sock:inet_sock_set_state, which the kernel calls for every
  * state change of a TCP (and DCCP, SCTP, MPTCP) socket, and those on the
- * tcp: tracepoints that explain a transition (a reset, a retransmission).
+ * tcp: tracepoints that explain a transition (a reset, a retransmission, a
+ * SYN-ACK sent again).
  * The tracepoints are not exported to modules, so they are looked up by name
  * and attached with tracepoint_probe_register(), as samples/trace_events
  * does.
@@ -94,7 +95,8 @@ void tcptrace_fill_task(struct tcptrace_event *ev, enum tcptrace_ctx ctx)
  */
 static u8 tcptrace_unset(int oldstate, int newstate)
 {
-	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV)
+	if (newstate == TCP_SYN_RECV &&
+	    (oldstate == TCP_LISTEN || oldstate == TCP_NEW_SYN_RECV))
 		return TCPTRACE_F_ADDR_UNSET | TCPTRACE_F_SEQ_UNSET;
 	if (oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
 	    newstate == TCP_LISTEN)
@@ -209,11 +211,14 @@ static void tcptrace_release_birth(struct tcptrace_buf *b,
 }
 
 static void tcptrace_probe(void *data, const struct sock *sk,
-			   const int oldstate, const int newstate)
+			   int oldstate, const int newstate)
 {
 	const struct tcptrace_kfilter *f;
 	struct tcptrace_record *rec;
 	struct tcptrace_buf *b;
+	bool birth;
+	u8 flags = 0;
+	u64 id = 0;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
@@ -229,20 +234,28 @@ static void tcptrace_probe(void *data, const struct sock *sk,
 	if (unlikely(READ_ONCE(b->birth_sk) == sk) && oldstate == TCP_SYN_RECV)
 		tcptrace_release_birth(b, sk);
 
+	/* A child: request.c may know its id, and the request it comes from. */
+	birth = unlikely(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV);
+	if (birth && tcptrace_req_child(b, sk, &id, &oldstate, &flags))
+		birth = false;
+
 	f = rcu_dereference_sched(tcptrace_filter);
 	if (f && !tcptrace_filter_match(f, sk, oldstate, newstate)) {
 		local64_inc(&b->filtered);
 		return;
 	}
 
-	if (unlikely(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV)) {
+	if (birth) {
 		tcptrace_hold_birth(b, sk, oldstate, newstate);
 		return;
 	}
 
 	rec = tcptrace_buf_begin(b);
-	if (rec)
-		tcptrace_fill(rec, sk, oldstate, newstate, 0);
+	if (rec) {
+		tcptrace_fill(rec, sk, oldstate, newstate, flags);
+		if (id)
+			rec->ev.sock_id = id;
+	}
 	tcptrace_buf_end(b);
 }
 
@@ -305,6 +318,22 @@ static void tcptrace_retransmit(void *data, const struct sock *sk,
 	tcptrace_event(sk, TCPTRACE_CAUSE_RETRANSMIT);
 }
 
+/*
+ * A SYN-ACK sent again: by a request, or by a Fast Open child, which keeps
+ * its request until the handshake completes.
+ */
+static void tcptrace_retransmit_synack(void *data, const struct sock *sk,
+				       const struct request_sock *req)
+{
+	if (sk_fullsock(sk) && sk->sk_state != TCP_LISTEN)
+		tcptrace_event(sk, TCPTRACE_CAUSE_SYNACK_RETRANS);
+	else
+		tcptrace_req_record((struct request_sock *)req,
+				    TCPTRACE_REC_EVENT, TCP_NEW_SYN_RECV,
+				    TCP_NEW_SYN_RECV,
+				    TCPTRACE_CAUSE_SYNACK_RETRANS);
+}
+
 /* The probe as the tracepoint calls it, through a pointer; for selftest.c. */
 tcptrace_probe_t tcptrace_probe_fn = tcptrace_probe;
 
@@ -324,6 +353,8 @@ static struct tcptrace_tp {
 	  &tcptrace_causes },
 	{ "tcp_retransmit_skb", tcptrace_retransmit, TCPTRACE_HOOK_RETRANS,
 	  &tcptrace_causes },
+	{ "tcp_retransmit_synack", tcptrace_retransmit_synack,
+	  TCPTRACE_HOOK_SYNACK, &tcptrace_requests },
 };
 
 static void tcptrace_find_tp(struct tracepoint *tp, void *priv)

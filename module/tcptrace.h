@@ -2,7 +2,8 @@
 /*
  * tcptrace internals shared by the module's files: the per-CPU buffers
  * (ring.c), the tracepoint probes and filter (probe.c, filter.c), the
- * kprobes of TIME_WAIT (timewait.c) and the character device (dev.c).
+ * kprobes of TIME_WAIT (timewait.c) and of the SYN queue (request.c), and
+ * the character device (dev.c).
  */
 #ifndef _TCPTRACE_H
 #define _TCPTRACE_H
@@ -20,6 +21,21 @@
 
 #define TCPTRACE_TW_SEG_RST	0x01
 #define TCPTRACE_TW_SEG_SYN	0x02
+
+/**
+ * struct tcptrace_birth - a child being made from a request, for request.c
+ * @id: the request's id, which the child inherits.
+ * @lport: the request's local port, host byte order.
+ * @cause: TCPTRACE_CAUSE_NONE for a queued request, else
+ *	TCPTRACE_CAUSE_SYNCOOKIE or TCPTRACE_CAUSE_FASTOPEN.
+ * @pending: the child's first transition has yet to take it.
+ */
+struct tcptrace_birth {
+	u64		id;
+	u16		lport;
+	u8		cause;
+	bool		pending;
+};
 
 /**
  * struct tcptrace_buf - one CPU's buffer of records
@@ -43,6 +59,12 @@
  *	timewait.c; only compared, never dereferenced.
  * @tw_seg: the timewait socket that last got a segment on this CPU, likewise.
  * @tw_seg_flags: TCPTRACE_TW_SEG_* of that segment.
+ * @req_birth: the child being made on this CPU from a request, by context
+ *	(task, softirq), for request.c.
+ * @req_cookie: the request tcp_get_cookie_sock() is making a child of on
+ *	this CPU, for request.c; only compared, never dereferenced.
+ * @req_seg: the request that last got a segment on this CPU, likewise.
+ * @req_seg_rst: whether that segment was a reset.
  * @slots: the ring; @mask + 1 records, a power of two.
  * @mask: number of slots minus one.
  * @tail: next slot to read; published with release semantics.
@@ -73,6 +95,10 @@ struct tcptrace_buf {
 	const void		*tw_timer;
 	const void		*tw_seg;
 	u8			tw_seg_flags;
+	bool			req_seg_rst;
+	struct tcptrace_birth	req_birth[2];
+	const void		*req_cookie;
+	const void		*req_seg;
 	struct tcptrace_record	*slots;
 	unsigned long		mask;
 
@@ -132,7 +158,18 @@ bool tcptrace_other_probe(tcptrace_probe_t *fn, void **data);
 /* timewait.c */
 int tcptrace_tw_attach(void);
 bool tcptrace_tw_handed_over(const struct sock *sk);
+unsigned long tcptrace_tw_missed(void);
 void tcptrace_tw_detach(void);
+
+/* request.c */
+struct request_sock;
+int tcptrace_req_attach(void);
+void tcptrace_req_record(struct request_sock *req, u8 type, int oldstate,
+			 int newstate, enum tcptrace_cause cause);
+bool tcptrace_req_child(struct tcptrace_buf *b, const struct sock *sk,
+			u64 *id, int *oldstate, u8 *flags);
+unsigned long tcptrace_req_missed(void);
+void tcptrace_req_detach(void);
 
 /* selftest.c, in DEBUG builds only (TCPTRACE_DEBUG=y) */
 #ifdef DEBUG
@@ -156,6 +193,7 @@ extern unsigned int tcptrace_watermark;
 extern unsigned int tcptrace_wakeup_ms;
 extern bool tcptrace_timewait;
 extern bool tcptrace_causes;
+extern bool tcptrace_requests;
 /* TCPTRACE_HOOK_* of what is attached; changed only at load and unload */
 extern u32 tcptrace_hooks;
 

@@ -290,6 +290,24 @@ int tcptrace_tw_attach(void)
 }
 
 /**
+ * tcptrace_tw_missed() - hits of the TIME_WAIT kprobes the kernel skipped
+ *
+ * Context: any.
+ * Return: their number since the kprobes were placed; 0 if they were not.
+ */
+unsigned long tcptrace_tw_missed(void)
+{
+	unsigned long n = 0;
+	unsigned int i;
+
+	if (!(tcptrace_hooks & TCPTRACE_HOOK_TW_EXIT))
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(tw_kps); i++)
+		n += tw_kps[i]->nmissed;
+	return n;
+}
+
+/**
  * tcptrace_tw_detach() - stop recording TIME_WAIT
  *
  * Returns once no CPU can be running a handler any more.

@@ -6,8 +6,9 @@
  *
  * The captures (tcptrace-read --write) are checked as one trace, in order.
  * With -e, the transitions delivered plus the records reported lost must
- * equal EXPECTED exactly (load the module with causes=0 timewait=0 when
- * EXPECTED counts the tracepoint's transitions only).  Prints what the trace holds; exit status 1 on any
+ * equal EXPECTED exactly (load the module with causes=0 timewait=0
+ * requests=0 when EXPECTED counts the tracepoint's transitions only).
+ * Prints what the trace holds; exit status 1 on any
  * violation, 2 on bad usage.
  */
 #include <errno.h>

@@ -64,7 +64,9 @@ struct tc_state {
 static const uint32_t tc_next[TCPTRACE_STATE_MAX] = {
 #define S(x) (1u << TCPTRACE_##x)
 	[TCPTRACE_CLOSE] = S(SYN_SENT) | S(LISTEN) | S(CLOSE),
-	[TCPTRACE_LISTEN] = S(CLOSE) | S(SYN_RECV),	/* SYN_RECV: a child */
+	/* SYN_RECV: a child; NEW_SYN_RECV: a request (the SYN queue) */
+	[TCPTRACE_LISTEN] = S(CLOSE) | S(SYN_RECV) | S(NEW_SYN_RECV),
+	[TCPTRACE_NEW_SYN_RECV] = S(SYN_RECV) | S(CLOSE),
 	[TCPTRACE_SYN_SENT] = S(ESTABLISHED) | S(SYN_RECV) | S(CLOSE),
 	[TCPTRACE_SYN_RECV] = S(ESTABLISHED) | S(FIN_WAIT1) | S(CLOSE_WAIT) |
 			      S(CLOSE),
@@ -93,6 +95,47 @@ static const char *const tc_causes[TCPTRACE_CAUSE_MAX] = TCPTRACE_CAUSE_NAMES;
 static const char *tc_cause_name(unsigned int c)
 {
 	return c < TCPTRACE_CAUSE_MAX && tc_causes[c] ? tc_causes[c] : "?";
+}
+
+/* Whether a record's cause is one its kind of record can have. */
+static bool tc_cause_fits(const struct tcptrace_event *ev, bool event)
+{
+	unsigned int cause = TCPTRACE_CAUSE(ev->flags);
+	unsigned int from = ev->oldstate, to = ev->newstate;
+
+	if (event) {
+		if (from != to)
+			return false;
+		switch (cause) {
+		case TCPTRACE_CAUSE_RST_RECEIVED:
+		case TCPTRACE_CAUSE_RST_SENT:
+		case TCPTRACE_CAUSE_RETRANSMIT:
+			return true;
+		case TCPTRACE_CAUSE_SYNACK_RETRANS:
+			/* A request's, or a Fast Open child's */
+			return from == TCPTRACE_NEW_SYN_RECV ||
+			       from == TCPTRACE_SYN_RECV;
+		case TCPTRACE_CAUSE_SYNCOOKIE:
+			return from == TCPTRACE_NEW_SYN_RECV;
+		default:
+			return false;
+		}
+	}
+	if (!cause)
+		return true;
+	if (from == TCPTRACE_TIME_WAIT)
+		return cause >= TCPTRACE_CAUSE_TW_EXPIRED &&
+		       cause <= TCPTRACE_CAUSE_TW_KILLED;
+	if (from == TCPTRACE_NEW_SYN_RECV && to == TCPTRACE_CLOSE)
+		return cause == TCPTRACE_CAUSE_RST_RECEIVED ||
+		       cause == TCPTRACE_CAUSE_RST_SENT ||
+		       cause == TCPTRACE_CAUSE_REQ_TIMEOUT ||
+		       cause == TCPTRACE_CAUSE_TW_NETNS ||
+		       cause == TCPTRACE_CAUSE_REQ_LISTENER;
+	if (from == TCPTRACE_LISTEN && to == TCPTRACE_SYN_RECV)
+		return cause == TCPTRACE_CAUSE_SYNCOOKIE ||
+		       cause == TCPTRACE_CAUSE_FASTOPEN;
+	return false;
 }
 
 static void tc_error(struct tc_state *st, const char *fmt, ...)
@@ -201,8 +244,8 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 	if (ev->family != AF_INET && ev->family != AF_INET6)
 		tc_error(st, "record %llu: family %u", (unsigned long long)k,
 			 ev->family);
-	if (!ev->oldstate || ev->oldstate >= TCPTRACE_NEW_SYN_RECV ||
-	    !ev->newstate || ev->newstate >= TCPTRACE_NEW_SYN_RECV)
+	if (!ev->oldstate || ev->oldstate > TCPTRACE_NEW_SYN_RECV ||
+	    !ev->newstate || ev->newstate > TCPTRACE_NEW_SYN_RECV)
 		tc_error(st, "record %llu: states %u -> %u",
 			 (unsigned long long)k, ev->oldstate, ev->newstate);
 	if (ev->flags & ~known)
@@ -239,12 +282,7 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 			 (unsigned long long)k,
 			 (unsigned long long)ev->sock_id, ev->flags);
 
-	if (event ? cause < TCPTRACE_CAUSE_RST_RECEIVED ||
-		    cause > TCPTRACE_CAUSE_RETRANSMIT ||
-		    ev->oldstate != ev->newstate :
-		    cause && (cause < TCPTRACE_CAUSE_TW_EXPIRED ||
-			      cause >= TCPTRACE_CAUSE_MAX ||
-			      ev->oldstate != TCPTRACE_TIME_WAIT))
+	if (!tc_cause_fits(ev, event))
 		tc_error(st, "record %llu: cause %u in %s %s -> %s",
 			 (unsigned long long)k, cause,
 			 event ? "an event" : "a transition",

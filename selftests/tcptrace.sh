@@ -192,11 +192,12 @@ made_by() {
 # Over 100,000 transitions from connections on every CPU, task and softirq
 # context mixed, with a reader live: every record checked by the oracle, and
 # delivered + lost = produced, exactly.  $@: module parameters.  tcpgen
-# counts the tracepoint's transitions: TIME_WAIT and the event records are
-# left out (timewait=0 causes=0), or some would come and go unpredictably --
-# a timewait socket of an earlier step expiring, a reset.
+# counts the tracepoint's transitions: TIME_WAIT, the SYN queue and the
+# event records are left out (timewait=0 causes=0 requests=0), or some would
+# come and go unpredictably -- a timewait socket of an earlier step expiring,
+# a reset.
 load_test() {
-	load timewait=0 causes=0 "$@" || return 1
+	load timewait=0 causes=0 requests=0 "$@" || return 1
 	live=$(mktemp)
 	rest=$(mktemp)
 	gen=$(mktemp)
@@ -250,7 +251,7 @@ hotplug() {
 		echo "no CPU 1 to take offline"
 		return $ksft_skip
 	fi
-	load timewait=0 causes=0 || return 1	# as load_test
+	load timewait=0 causes=0 requests=0 || return 1	# as load_test
 	rc=0
 	gen=$(mktemp)
 	cap=$(mktemp)
@@ -507,7 +508,7 @@ cross_check() {
 		return $ksft_skip
 	fi
 	# Like for like: what the tracepoint shows, as tcpstates sees it.
-	load timewait=0 causes=0 || return 1
+	load timewait=0 causes=0 requests=0 || return 1
 	theirs=$(mktemp)
 	ours=$(mktemp)
 	"$tcpstates" >"$theirs" 2>&1 &

@@ -79,6 +79,20 @@ static ssize_t trace_read(int fd, struct trace *t)
 	return total;
 }
 
+/* Log a trace, a line a record, for a test that did not find its record. */
+#define TRACE_DUMP(t)							\
+do {									\
+	size_t __k;							\
+	for (__k = 0; __k < (t)->nr; __k++) {				\
+		const struct tcptrace_record *__r = &(t)->rec[__k];	\
+		TH_LOG("record %zu: type %u id %llx %u:%u %u -> %u flags %#x", \
+		       __k, __r->type,					\
+		       (unsigned long long)__r->ev.sock_id,		\
+		       __r->ev.lport, __r->ev.rport, __r->ev.oldstate,	\
+		       __r->ev.newstate, __r->ev.flags);		\
+	}								\
+} while (0)
+
 /* Transition records of socket @id, in the order read(). */
 static size_t trace_sock(const struct trace *t, uint64_t id,
 			 const struct tcptrace_record **out, size_t max)
@@ -465,6 +479,16 @@ static const struct step child_steps[] = {
 	{ TCPTRACE_LAST_ACK, TCPTRACE_CLOSE },
 };
 
+/* With the SYN queue seen (TCPTRACE_HOOK_REQUEST): the request, then the child. */
+static const struct step request_steps[] = {
+	{ TCPTRACE_LISTEN, TCPTRACE_NEW_SYN_RECV },
+	{ TCPTRACE_NEW_SYN_RECV, TCPTRACE_SYN_RECV },
+	{ TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED },
+	{ TCPTRACE_ESTABLISHED, TCPTRACE_CLOSE_WAIT },
+	{ TCPTRACE_CLOSE_WAIT, TCPTRACE_LAST_ACK },
+	{ TCPTRACE_LAST_ACK, TCPTRACE_CLOSE },
+};
+
 #define EXPECT_STEPS(recs, nr, steps)					\
 do {									\
 	size_t __i;							\
@@ -534,7 +558,7 @@ static bool addr_is(const struct tcptrace_event *ev, const uint8_t *addr,
 TEST_F(conn, client_closes_first)
 {
 	const size_t n = 1000, m = 3000;	/* bytes C -> S, S -> C */
-	const struct tcptrace_record *l[8], *c[8], *s[8];
+	const struct tcptrace_record *l[8], *c[8], *srecs[8], **s, *rq = NULL;
 	uint64_t sk_addrs[8];
 	uint32_t cw, cr, sw, sr, x, y;
 	int nsk, k;
@@ -583,9 +607,18 @@ TEST_F(conn, client_closes_first)
 	ASSERT_EQ(0, trace_wait(self->fd, &self->t, ids + 2, 1, TCPTRACE_CLOSE));
 	nl = trace_sock(&self->t, ids[0], l, 8);
 	nc = trace_sock(&self->t, ids[1], c, 8);
-	ns = trace_sock(&self->t, ids[2], s, 8);
+	ns = trace_sock(&self->t, ids[2], srecs, 8);
 	EXPECT_STEPS(l, nl, listener_steps);
-	EXPECT_STEPS(s, ns, child_steps);
+	/* The request S comes from has S's id: its record comes first. */
+	if (self->info.hooks & TCPTRACE_HOOK_REQUEST) {
+		EXPECT_STEPS(srecs, ns, request_steps);
+		rq = srecs[0];
+		s = srecs + 1;
+		ns--;
+	} else {
+		EXPECT_STEPS(srecs, ns, child_steps);
+		s = srecs;
+	}
 	if (tw) {
 		EXPECT_STEPS(c, nc, client_steps);
 	} else {
@@ -651,6 +684,27 @@ TEST_F(conn, client_closes_first)
 	}
 	EXPECT_EQ(port, l[0]->ev.lport);
 	EXPECT_EQ(TCPTRACE_F_SEQ_UNSET, l[0]->ev.flags);
+
+	/*
+	 * The request, made as the SYN came in: it holds the peer's address,
+	 * the ISNs, and the SYN-ACK it sends, seq=y ack=x+1.
+	 */
+	if (rq) {
+		EXPECT_EQ(0, rq->ev.flags);
+		EXPECT_EQ(TCPTRACE_CTX_SOFTIRQ, rq->ctx);
+		EXPECT_EQ(netns.st_ino, rq->netns);
+		EXPECT_EQ(variant->lfamily, rq->ev.family);
+		EXPECT_EQ(port, rq->ev.lport);
+		EXPECT_EQ(c[1]->ev.lport, rq->ev.rport);
+		EXPECT_TRUE(addr_is(&rq->ev, rq->ev.laddr, variant->lfamily));
+		EXPECT_TRUE(addr_is(&rq->ev, rq->ev.raddr, variant->lfamily));
+		EXPECT_EQ(y, rq->ev.snd_una);
+		EXPECT_EQ(y + 1, rq->ev.snd_nxt);
+		EXPECT_EQ(x + 1, rq->ev.rcv_nxt);
+		EXPECT_EQ(0, rq->ev.total_retrans);
+		EXPECT_LE(c[0]->ts_ns, rq->ts_ns);
+		EXPECT_LE(rq->ts_ns, s[0]->ts_ns);
+	}
 
 	/* The three-way handshake: SYN seq=x, SYN+ACK seq=y ack=x+1, ACK ack=y+1. */
 	EXPECT_EQ(x + 1, c[1]->ev.snd_una);
@@ -1141,7 +1195,9 @@ TEST_F(dev, ioctls)
 
 	EXPECT_EQ(0, ioctl(self->fd, TCPTRACE_IOC_STATS, &st));
 	EXPECT_EQ(self->info.nr_cpus, st.nr_cpus);
-	st.reserved = 1;
+	/* No kprobe hit skipped (the count is an output; in, it must be 0). */
+	EXPECT_EQ(0, st.missed);
+	st.missed = 1;
 	EXPECT_EQ(-1, ioctl(self->fd, TCPTRACE_IOC_STATS, &st));
 	EXPECT_EQ(EINVAL, errno);
 
@@ -1182,7 +1238,7 @@ TEST_F(dev, ioctls)
 TEST_F(dev, filter_port)
 {
 	struct tcptrace_cpu_stats before, after;
-	int l1, l2, c1, c2, s1, s2;
+	int l1, l2, c1, c2, s1, s2, rq;
 	uint64_t id1, id2, ids[2], end;
 	uint16_t p1;
 	size_t k;
@@ -1223,11 +1279,14 @@ TEST_F(dev, filter_port)
 				TCPTRACE_CLOSE));
 	/*
 	 * The other connection closes at its own pace, which nothing here
-	 * reads: wait for its last rejected transition to be counted.
+	 * reads: wait for its last rejected transition to be counted.  With
+	 * the SYN queue seen, each child has one more: its request.
 	 */
+	rq = !!(self->info.hooks & TCPTRACE_HOOK_REQUEST);
 	for (end = now_ms() + WAIT_MS;;) {
 		ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
-		if (after.filtered - before.filtered >= 11 || now_ms() > end)
+		if (after.filtered - before.filtered >= 11 + rq ||
+		    now_ms() > end)
 			break;
 		usleep(50000);
 	}
@@ -1238,9 +1297,12 @@ TEST_F(dev, filter_port)
 		EXPECT_TRUE(ev->lport == p1 || ev->rport == p1);
 		EXPECT_NE(id2, ev->sock_id);
 	}
-	EXPECT_EQ(10, self->t.nr);	/* client 5, child 5 */
-	/* c2 (5), s2 (5), l2 leaving LISTEN (1): rejected, counted, not lost. */
-	EXPECT_EQ(11, after.filtered - before.filtered);
+	EXPECT_EQ(10 + rq, self->t.nr);	/* client 5, child 5 (+ request) */
+	/*
+	 * c2 (5), s2 (5 + request), l2 leaving LISTEN (1): rejected, counted,
+	 * not lost.
+	 */
+	EXPECT_EQ(11 + rq, after.filtered - before.filtered);
 	EXPECT_EQ(0, after.lost - before.lost);
 	close(l1);
 }
@@ -1929,11 +1991,13 @@ static uint16_t csum_fold32(uint32_t sum)
 }
 
 /*
- * A bare RST on loopback, from port @sport to port @dport, with sequence
- * number @seq: what a peer that lost its state would send.  Raw socket, so
+ * A bare TCP segment from @saddr:@sport to @daddr:@dport (IPv4, host byte
+ * order), with sequence number @seq and flags @flags (TH_SYN, TH_RST): what
+ * a peer that lost its state, or a SYN flood, would send.  Raw socket, so
  * the TCP checksum is ours to make.
  */
-static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
+static int send_seg(uint32_t saddr, uint16_t sport, uint32_t daddr,
+		    uint16_t dport, uint32_t seq, uint8_t flags)
 {
 	struct {
 		struct iphdr ip;
@@ -1941,7 +2005,7 @@ static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
 	} pkt;
 	struct sockaddr_in dst = {
 		.sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_addr.s_addr = htonl(daddr),
 	};
 	uint16_t *w = (uint16_t *)&pkt.tcp;
 	uint32_t sum;
@@ -1954,15 +2018,17 @@ static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
 	pkt.ip.ttl = 64;
 	pkt.ip.protocol = IPPROTO_TCP;
 	pkt.ip.tot_len = htons(sizeof(pkt));
-	pkt.ip.saddr = htonl(INADDR_LOOPBACK);
-	pkt.ip.daddr = htonl(INADDR_LOOPBACK);
+	pkt.ip.saddr = htonl(saddr);
+	pkt.ip.daddr = htonl(daddr);
 	pkt.tcp.source = htons(sport);
 	pkt.tcp.dest = htons(dport);
 	pkt.tcp.seq = htonl(seq);
 	pkt.tcp.doff = 5;
-	pkt.tcp.rst = 1;
+	pkt.tcp.syn = !!(flags & TH_SYN);
+	pkt.tcp.rst = !!(flags & TH_RST);
+	pkt.tcp.window = htons(65535);
 	/* Pseudo-header: addresses, protocol, TCP length; then the header. */
-	sum = 2 * (INADDR_LOOPBACK >> 16) + 2 * (INADDR_LOOPBACK & 0xffff);
+	sum = (saddr >> 16) + (saddr & 0xffff) + (daddr >> 16) + (daddr & 0xffff);
 	sum += IPPROTO_TCP + sizeof(pkt.tcp);
 	for (i = 0; i < sizeof(pkt.tcp) / 2; i++)
 		sum += ntohs(w[i]);
@@ -1975,6 +2041,12 @@ static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
 		     sizeof(dst)) == sizeof(pkt) ? 0 : -1;
 	close(fd);
 	return ret;
+}
+
+static int send_rst(uint16_t sport, uint16_t dport, uint32_t seq)
+{
+	return send_seg(INADDR_LOOPBACK, sport, INADDR_LOOPBACK, dport, seq,
+			TH_RST);
 }
 
 /* "TIME_WAIT assassination": an in-window reset kills a timewait socket. */
@@ -2089,6 +2161,250 @@ TEST_F(dev, reset_causes)
 	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_RECEIVED), got->ev.flags);
 	EXPECT_EQ(sent->ev.snd_nxt, got->ev.rcv_nxt);
 	close(sfd);
+	close(lfd);
+}
+
+/* The SYN queue (module/request.c). */
+
+#define NEED_REQ_HOOKS(self)						\
+do {									\
+	if (!((self)->info.hooks & TCPTRACE_HOOK_REQUEST))		\
+		SKIP(return, "no SYN queue hooks (kprobes) here");	\
+} while (0)
+
+static size_t count_recs(const struct trace *t, int type, int oldstate,
+			 int newstate, unsigned int cause)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < t->nr; i++) {
+		const struct tcptrace_record *r = &t->rec[i];
+
+		if (r->type == type && r->ev.oldstate == oldstate &&
+		    r->ev.newstate == newstate &&
+		    TCPTRACE_CAUSE(r->ev.flags) == cause)
+			n++;
+	}
+	return n;
+}
+
+/* The first record from remote port @rport of that kind, or NULL. */
+static const struct tcptrace_record *find_rport(const struct trace *t,
+						uint16_t rport, int type,
+						int oldstate, int newstate)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr; i++) {
+		const struct tcptrace_record *r = &t->rec[i];
+
+		if (r->type == type && r->ev.rport == rport &&
+		    r->ev.oldstate == oldstate && r->ev.newstate == newstate)
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * SYN cookies only (tcp_syncookies=2): no request is queued; the SYN is
+ * answered with a cookie, and the final ACK makes the child of it.
+ */
+TEST_F(dev, syn_cookies)
+{
+	const struct tcptrace_record *cookie, *child, *est;
+	uint64_t ids[2];
+	int lfd, cfd, sfd;
+
+	NEED_REQ_HOOKS(self);
+	ASSERT_EQ(0, filter_events(self->fd));
+	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_syncookies", "2"));
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	cfd = connect_to(AF_INET, local_port(lfd));
+	ASSERT_LE(0, cfd);
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	ids[0] = sock_cookie(cfd);
+	ids[1] = sock_cookie(sfd);
+	est = wait_rec(self->fd, &self->t, ids[1], TCPTRACE_REC_STATE,
+		       TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED, WAIT_MS);
+	ASSERT_NE(NULL, est);
+	ASSERT_NE(NULL, wait_rec(self->fd, &self->t, ids[0],
+				 TCPTRACE_REC_STATE, TCPTRACE_SYN_SENT,
+				 TCPTRACE_ESTABLISHED, WAIT_MS));
+
+	cookie = find_rport(&self->t, est->ev.rport, TCPTRACE_REC_EVENT,
+			    TCPTRACE_NEW_SYN_RECV, TCPTRACE_NEW_SYN_RECV);
+	ASSERT_NE(NULL, cookie);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_SYNCOOKIE), cookie->ev.flags);
+	EXPECT_EQ(est->ev.lport, cookie->ev.lport);
+	/* The cookie is the ISN y: seq=y ack=x+1, and the ACK acks y+1. */
+	EXPECT_EQ(est->ev.snd_una, cookie->ev.snd_nxt);
+	EXPECT_EQ(est->ev.rcv_nxt, cookie->ev.rcv_nxt);
+	child = find_rec(&self->t, ids[1], TCPTRACE_REC_STATE,
+			 TCPTRACE_LISTEN, TCPTRACE_SYN_RECV);
+	ASSERT_NE(NULL, child);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_SYNCOOKIE) | TCPTRACE_F_ADDR_UNSET |
+		  TCPTRACE_F_SEQ_UNSET, child->ev.flags);
+	EXPECT_LT(cookie->ts_ns, child->ts_ns);
+	/* Nothing was queued. */
+	EXPECT_EQ(0, count_recs(&self->t, TCPTRACE_REC_STATE, TCPTRACE_LISTEN,
+				TCPTRACE_NEW_SYN_RECV, 0));
+	close(sfd);
+	close(cfd);
+	close(lfd);
+}
+
+/* A SYN from a port nobody owns: the SYN-ACK draws a reset. */
+TEST_F(dev, request_reset)
+{
+	const struct tcptrace_record *rq, *end;
+	uint16_t port, sport = closed_port(AF_INET);
+	uint64_t deadline;
+	int lfd;
+
+	NEED_REQ_HOOKS(self);
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	port = local_port(lfd);
+	ASSERT_EQ(0, send_seg(INADDR_LOOPBACK, sport, INADDR_LOOPBACK, port,
+			      1000000, TH_SYN))
+		TH_LOG("raw socket: %s", strerror(errno));
+	for (deadline = now_ms() + WAIT_MS;; usleep(50000)) {
+		ASSERT_LE(0, trace_read(self->fd, &self->t));
+		rq = find_rport(&self->t, sport, TCPTRACE_REC_STATE,
+				TCPTRACE_LISTEN, TCPTRACE_NEW_SYN_RECV);
+		if (rq || now_ms() > deadline)
+			break;
+	}
+	ASSERT_NE(NULL, rq);
+	end = wait_rec(self->fd, &self->t, rq->ev.sock_id, TCPTRACE_REC_STATE,
+		       TCPTRACE_NEW_SYN_RECV, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, end) {
+		TH_LOG("read: %s", strerror(errno));
+		TRACE_DUMP(&self->t);
+	}
+	EXPECT_EQ(0, rq->ev.flags);
+	EXPECT_EQ(port, rq->ev.lport);
+	EXPECT_EQ(1000001, rq->ev.rcv_nxt);
+	EXPECT_EQ(rq->ev.snd_una + 1, rq->ev.snd_nxt);
+	EXPECT_NE(0, rq->ev.sock_id);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_RECEIVED), end->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_SOFTIRQ, end->ctx);
+	EXPECT_EQ(sport, end->ev.rport);
+	EXPECT_EQ(rq->ev.snd_una, end->ev.snd_una);
+	/* No child: nothing else has its id. */
+	EXPECT_EQ(NULL, find_rec(&self->t, rq->ev.sock_id, TCPTRACE_REC_STATE,
+				 TCPTRACE_NEW_SYN_RECV, TCPTRACE_SYN_RECV));
+	close(lfd);
+}
+
+#define IP_PROG		"/usr/local/bin/ip"
+#define FLOOD_SRC	0xc0000201	/* 192.0.2.1: nobody */
+#define FLOOD_DST	0xc0000202	/* 192.0.2.2: the listener */
+#define FLOOD_SYNS	8
+#define FLOOD_BACKLOG	2
+/* The queue is full when it holds more than the backlog. */
+#define FLOOD_QUEUED	(FLOOD_BACKLOG + 1)
+
+/*
+ * A SYN flood against a listener with a backlog of 2: SYNs from an address
+ * whose SYN-ACKs go out on a veth to a MAC nobody has, so no ACK and no reset
+ * ever comes back.  The first three SYNs are queued as requests (the queue
+ * is full when it holds more than the backlog), which send their SYN-ACK
+ * again (tcp_synack_retries=1) and time out; the others are answered with
+ * SYN cookies.
+ */
+TEST_F(dev, syn_flood)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(FLOOD_DST),
+	};
+	const struct tcptrace_record *r, *end;
+	struct tcptrace_cpu_stats before, after;
+	size_t i, nq, nc, nend = 0;
+	uint64_t deadline;
+	uint16_t port;
+	int lfd;
+
+	NEED_REQ_HOOKS(self);
+	if (access(IP_PROG, X_OK))
+		SKIP(return, "no %s (iproute2)", IP_PROG);
+	ASSERT_EQ(0, filter_events(self->fd));
+	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_syncookies", "1"));
+	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_synack_retries",
+				  "1"));
+	ASSERT_EQ(0, system(IP_PROG " link add tt0 type veth peer name tt1 && "
+			    IP_PROG " addr add 192.0.2.2/24 dev tt0 && "
+			    IP_PROG " link set tt0 up && "
+			    IP_PROG " link set tt1 up && "
+			    IP_PROG " neigh replace 192.0.2.1 lladdr 02:00:00:00:00:01 dev tt0 nud permanent"));
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sin, sizeof(sin)));
+	ASSERT_EQ(0, listen(lfd, FLOOD_BACKLOG));
+	port = local_port(lfd);
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &before));
+	for (i = 0; i < FLOOD_SYNS; i++)
+		ASSERT_EQ(0, send_seg(FLOOD_SRC, 40000 + i, FLOOD_DST, port,
+				      i * 100000, TH_SYN));
+
+	/* SYN-ACK at 0 s, again at 1 s, then 2 s more and the request is gone. */
+	for (deadline = now_ms() + WAIT_MS; now_ms() < deadline;) {
+		ASSERT_LE(0, trace_read(self->fd, &self->t));
+		nend = count_recs(&self->t, TCPTRACE_REC_STATE,
+				  TCPTRACE_NEW_SYN_RECV, TCPTRACE_CLOSE,
+				  TCPTRACE_CAUSE_REQ_TIMEOUT);
+		if (nend >= FLOOD_QUEUED)
+			break;
+		usleep(100000);
+	}
+	nq = count_recs(&self->t, TCPTRACE_REC_STATE, TCPTRACE_LISTEN,
+			TCPTRACE_NEW_SYN_RECV, 0);
+	nc = count_recs(&self->t, TCPTRACE_REC_EVENT, TCPTRACE_NEW_SYN_RECV,
+			TCPTRACE_NEW_SYN_RECV, TCPTRACE_CAUSE_SYNCOOKIE);
+	EXPECT_EQ(FLOOD_QUEUED, nq);
+	EXPECT_EQ(FLOOD_SYNS - FLOOD_QUEUED, nc);
+	EXPECT_EQ(FLOOD_QUEUED, nend);
+
+	/* Each SYN, queued or answered with a cookie, seen once, as sent. */
+	for (i = 0; i < FLOOD_SYNS; i++) {
+		r = find_rport(&self->t, 40000 + i, TCPTRACE_REC_STATE,
+			       TCPTRACE_LISTEN, TCPTRACE_NEW_SYN_RECV);
+		if (!r)
+			r = find_rport(&self->t, 40000 + i, TCPTRACE_REC_EVENT,
+				       TCPTRACE_NEW_SYN_RECV,
+				       TCPTRACE_NEW_SYN_RECV);
+		ASSERT_NE(NULL, r) TH_LOG("SYN %zu", i);
+		EXPECT_EQ(i * 100000 + 1, r->ev.rcv_nxt);
+		EXPECT_EQ(port, r->ev.lport);
+		EXPECT_EQ(AF_INET, r->ev.family);
+		EXPECT_EQ(0, memcmp(r->ev.raddr, "\xc0\x00\x02\x01", 4));
+		EXPECT_EQ(0, memcmp(r->ev.laddr, "\xc0\x00\x02\x02", 4));
+		if (r->type == TCPTRACE_REC_EVENT)
+			continue;
+		/* A queued one: its SYN-ACK sent again, then its end. */
+		EXPECT_NE(NULL, find_rec(&self->t, r->ev.sock_id,
+					 TCPTRACE_REC_EVENT,
+					 TCPTRACE_NEW_SYN_RECV,
+					 TCPTRACE_NEW_SYN_RECV));
+		end = find_rec(&self->t, r->ev.sock_id, TCPTRACE_REC_STATE,
+			       TCPTRACE_NEW_SYN_RECV, TCPTRACE_CLOSE);
+		ASSERT_NE(NULL, end);
+		EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_REQ_TIMEOUT), end->ev.flags);
+		EXPECT_EQ(1, end->ev.total_retrans);
+		EXPECT_EQ(r->ev.rcv_nxt, end->ev.rcv_nxt);
+		/* 1 s, then 2 s: three RTOs of the SYN-ACK. */
+		EXPECT_LE(2900000000ULL, end->ts_ns - r->ts_ns);
+	}
+	EXPECT_EQ(FLOOD_QUEUED,
+		  count_recs(&self->t, TCPTRACE_REC_EVENT,
+			     TCPTRACE_NEW_SYN_RECV, TCPTRACE_NEW_SYN_RECV,
+			     TCPTRACE_CAUSE_SYNACK_RETRANS));
+	/* Nothing lost. */
+	ASSERT_EQ(0, dev_stats(self->fd, self->info.nr_cpus, &after));
+	EXPECT_EQ(0, after.lost - before.lost);
 	close(lfd);
 }
 

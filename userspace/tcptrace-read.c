@@ -1483,6 +1483,7 @@ static void explain_open_error(const char *path, int err)
 /* The module's TCPTRACE_HOOK_* bits, in order. */
 static const char *const hook_names[] = {
 	"state", "timewait-enter", "timewait-exit", "resets", "retransmits",
+	"requests", "synack-retransmits",
 };
 
 /*
@@ -1499,6 +1500,8 @@ static void note_hooks(__u32 hooks)
 		warn("note: the module does not record TIME_WAIT (timewait=0, or no kprobes): a closing connection ends in FIN_WAIT2 -> CLOSE");
 	if (!(hooks & TCPTRACE_HOOK_RESET) || !(hooks & TCPTRACE_HOOK_RETRANS))
 		warn("note: the module does not record resets or retransmissions (causes=0, or no tracepoints for them)");
+	if (!(hooks & TCPTRACE_HOOK_REQUEST))
+		warn("note: the module does not record the SYN queue (requests=0, or no kprobes): an accepted connection starts at LISTEN -> SYN_RECV, its SYN and SYN cookies unseen");
 }
 
 /* Open the device and check that it speaks this reader's ABI. */
@@ -1598,6 +1601,9 @@ static int print_counters(int fd, const char *path,
 				printf(" %s", hook_names[cpu]);
 		putchar('\n');
 	}
+	if (stats->missed)
+		printf("missed: %u kprobe hits the kernel skipped: records never made\n",
+		       stats->missed);
 	if (nr != stats->nr_cpus)
 		warn("the module now has %u CPUs, %u are shown",
 		     stats->nr_cpus, nr);
@@ -1902,7 +1908,9 @@ static void learn_isns(struct sock *s, const struct tcptrace_event *ev)
 	bool client = ev->oldstate == TCPTRACE_SYN_SENT ||
 		      ev->newstate == TCPTRACE_SYN_SENT;
 	bool server = ev->oldstate == TCPTRACE_SYN_RECV ||
-		      ev->newstate == TCPTRACE_SYN_RECV;
+		      ev->newstate == TCPTRACE_SYN_RECV ||
+		      ev->oldstate == TCPTRACE_NEW_SYN_RECV ||
+		      ev->newstate == TCPTRACE_NEW_SYN_RECV;
 
 	if (!s->iss_name && (client || server)) {
 		s->iss_name = client ? 'x' : 'y';
@@ -1923,6 +1931,12 @@ static void learn_isns(struct sock *s, const struct tcptrace_event *ev)
 		/* Refused or timed out: our SYN is all there was. */
 		s->iss = ev->snd_una;
 		s->iss_known = true;
+	} else if (ev->newstate == TCPTRACE_NEW_SYN_RECV && !s->iss_known) {
+		/* A request: its SYN-ACK, seq=y ack=x+1. */
+		s->iss = ev->snd_una;
+		s->irs = ev->rcv_nxt - 1;
+		s->iss_known = true;
+		s->irs_known = true;
 	}
 }
 
@@ -2011,7 +2025,8 @@ static void track(const struct tcptrace_record *rec, struct view *v,
 	if (!s->birth_known && ev->newstate != TCPTRACE_CLOSE &&
 	    (ev->oldstate == TCPTRACE_CLOSE ||
 	     (ev->oldstate == TCPTRACE_LISTEN &&
-	      ev->newstate == TCPTRACE_SYN_RECV))) {
+	      (ev->newstate == TCPTRACE_SYN_RECV ||
+	       ev->newstate == TCPTRACE_NEW_SYN_RECV)))) {
 		s->birth_known = true;
 		s->birth_ts = rec->ts_ns;
 	}
@@ -2336,8 +2351,10 @@ static const char *record_note(const struct tcptrace_record *rec, char *buf,
 /* Whether a transition's sequence numbers mean anything. */
 static bool has_seq(const struct tcptrace_event *ev)
 {
+	/* A request (LISTEN -> NEW_SYN_RECV) has one: a listener has none. */
 	return !(ev->flags & TCPTRACE_F_SEQ_UNSET) &&
-	       ev->oldstate != TCPTRACE_LISTEN &&
+	       (ev->oldstate != TCPTRACE_LISTEN ||
+		ev->newstate == TCPTRACE_NEW_SYN_RECV) &&
 	       ev->newstate != TCPTRACE_LISTEN;
 }
 
@@ -3338,7 +3355,21 @@ static void ladder_event(struct ladder *l, int i,
 			recv = SEG_ACK3;
 		}
 		break;
+	case TCPTRACE_LISTEN << 8 | TCPTRACE_NEW_SYN_RECV:
+		/* A request: made by the SYN, it answers. */
+		ladder_seg_row(l, SEG_SYN, o);
+		recv = SEG_SYN;
+		send = SEG_SYNACK;
+		break;
+	case TCPTRACE_NEW_SYN_RECV << 8 | TCPTRACE_SYN_RECV:
+		/* The last ACK makes the child of the request. */
+		ladder_seg_row(l, SEG_ACK3, o);
+		recv = SEG_ACK3;
+		break;
 	case TCPTRACE_SYN_RECV << 8 | TCPTRACE_ESTABLISHED:
+		if (find_rec(l->end[i].s, TCPTRACE_NEW_SYN_RECV,
+			     TCPTRACE_SYN_RECV))
+			break;	/* the ACK is drawn, at the child's birth */
 		ladder_seg_row(l, SEG_ACK3, o);
 		recv = SEG_ACK3;
 		break;
@@ -3699,7 +3730,8 @@ static bool whole_life(const struct sock *s)
 	ev = &s->recs[0].ev;
 	return ev->oldstate == TCPTRACE_CLOSE ||
 	       (ev->oldstate == TCPTRACE_LISTEN &&
-		ev->newstate == TCPTRACE_SYN_RECV);
+		(ev->newstate == TCPTRACE_SYN_RECV ||
+		 ev->newstate == TCPTRACE_NEW_SYN_RECV));
 }
 
 /* Which end goes left, and the roles: the client on the left. */
@@ -3794,7 +3826,8 @@ static void ladder_build(struct ladder *l, const struct sock *a,
 		t = l->end[side].s;
 		if (ev->oldstate != TCPTRACE_CLOSE &&
 		    !(ev->oldstate == TCPTRACE_LISTEN &&
-		      ev->newstate == TCPTRACE_SYN_RECV) &&
+		      (ev->newstate == TCPTRACE_SYN_RECV ||
+		       ev->newstate == TCPTRACE_NEW_SYN_RECV)) &&
 		    (!k[side] ||
 		     t->recs[k[side] - 1].ev.newstate != ev->oldstate)) {
 			/* It entered the old state when no record shows. */

@@ -67,6 +67,14 @@ cp "$cap" "$work/t"
 patch "$work/t" 2 27 08			# TW_FIN_WAIT2 outside TIME_WAIT
 expect "a timewait substate outside TIME_WAIT" 1 "FIN_WAIT2 timewait outside" "$work/t"
 
+cp "$cap" "$work/t"
+patch "$work/t" 3 27 63			# the child's birth: Fast Open
+expect "a child made at the SYN passes" 0 "0 errors" "$work/t"
+
+cp "$cap" "$work/t"
+patch "$work/t" 3 27 73			# the child's birth: a request's timeout
+expect "a request's cause on a child" 1 "cause 7 in a transition LISTEN -> SYN_RECV" "$work/t"
+
 # Records 2 and 3 (the client's SYN_SENT -> ESTABLISHED and the child's
 # birth) gone: the client skips a state.  An error without a loss record.
 { head -c $((64 + 128 * 2)) "$cap"; tail -c +$((64 + 128 * 4 + 1)) "$cap"; } >"$work/t"

@@ -45,6 +45,19 @@ enum tcptrace_state {
 };
 
 /*
+ * The SYN queue.  A SYN that a listener queues does not make a socket but a
+ * request (the kernel's TCP_NEW_SYN_RECV), which the state tracepoint never
+ * sees; the module records it (TCPTRACE_HOOK_REQUEST) as LISTEN ->
+ * NEW_SYN_RECV with the request's own id, addresses and sequence space: the
+ * peer's ISN x (rcv_nxt = x + 1) and ours, y (snd_una = y, snd_nxt = y + 1:
+ * the SYN-ACK it sends).  The child the final ACK makes of it keeps that id,
+ * and its first record is NEW_SYN_RECV -> SYN_RECV.  A request that never
+ * gets there ends with NEW_SYN_RECV -> CLOSE and a cause.  A child made
+ * without a queued request -- from a SYN cookie, or at the SYN by TCP Fast
+ * Open -- starts with LISTEN -> SYN_RECV, which says so in its cause.
+ */
+
+/*
  * The states' names, as an initializer for an array indexed by state:
  *	static const char *const names[TCPTRACE_STATE_MAX] = TCPTRACE_STATE_NAMES;
  */
@@ -127,13 +140,27 @@ enum tcptrace_ctx {
 #define TCPTRACE_CAUSE(flags)	(((flags) & TCPTRACE_F_CAUSE_MASK) >> \
 				 TCPTRACE_F_CAUSE_SHIFT)
 
-/* Why a transition happened, or what a TCPTRACE_REC_EVENT record reports. */
+/*
+ * Why a transition happened, or what a TCPTRACE_REC_EVENT record reports.
+ * A request that ends in NEW_SYN_RECV -> CLOSE also gives the reset causes
+ * (a reset received, or sent in answer to a bad segment) and
+ * TCPTRACE_CAUSE_TW_NETNS (its namespace went away).
+ */
 enum tcptrace_cause {
 	TCPTRACE_CAUSE_NONE = 0,	/* not said */
 	/* Events (tracepoints tcp:tcp_receive_reset and so on) */
 	TCPTRACE_CAUSE_RST_RECEIVED = 1,	/* a reset was received */
 	TCPTRACE_CAUSE_RST_SENT = 2,	/* a reset was sent */
 	TCPTRACE_CAUSE_RETRANSMIT = 3,	/* a segment was retransmitted */
+	/* The SYN queue: requests (NEW_SYN_RECV) and the children they become */
+	TCPTRACE_CAUSE_SYNACK_RETRANS = 4,	/* event: a SYN-ACK was sent again */
+	/*
+	 * Event: a SYN answered with a SYN cookie instead of being queued.
+	 * LISTEN -> SYN_RECV: a child made from a SYN cookie.
+	 */
+	TCPTRACE_CAUSE_SYNCOOKIE = 5,
+	TCPTRACE_CAUSE_FASTOPEN = 6,	/* LISTEN -> SYN_RECV: made at the SYN (Fast Open) */
+	TCPTRACE_CAUSE_REQ_TIMEOUT = 7,	/* NEW_SYN_RECV -> CLOSE: its SYN-ACKs went unanswered */
 	/* Why a timewait socket went away: TIME_WAIT -> CLOSE */
 	TCPTRACE_CAUSE_TW_EXPIRED = 8,	/* its timer ran out (2MSL, or the FIN_WAIT2 timeout) */
 	TCPTRACE_CAUSE_TW_REUSED = 9,	/* a connect() took its 4-tuple (tcp_tw_reuse) */
@@ -142,6 +169,7 @@ enum tcptrace_cause {
 	TCPTRACE_CAUSE_TW_RST_SENT = 12,	/* it answered a segment with a reset */
 	TCPTRACE_CAUSE_TW_NETNS = 13,	/* its network namespace was torn down */
 	TCPTRACE_CAUSE_TW_KILLED = 14,	/* killed from process context (SOCK_DESTROY, ss -K) */
+	TCPTRACE_CAUSE_REQ_LISTENER = 15,	/* NEW_SYN_RECV -> CLOSE: its listener was closed */
 	TCPTRACE_CAUSE_MAX
 };
 
@@ -150,6 +178,10 @@ enum tcptrace_cause {
 	[TCPTRACE_CAUSE_RST_RECEIVED] = "reset received",		\
 	[TCPTRACE_CAUSE_RST_SENT] = "reset sent",			\
 	[TCPTRACE_CAUSE_RETRANSMIT] = "retransmission",			\
+	[TCPTRACE_CAUSE_SYNACK_RETRANS] = "SYN-ACK retransmitted",	\
+	[TCPTRACE_CAUSE_SYNCOOKIE] = "SYN cookie",			\
+	[TCPTRACE_CAUSE_FASTOPEN] = "Fast Open",			\
+	[TCPTRACE_CAUSE_REQ_TIMEOUT] = "request timed out",		\
 	[TCPTRACE_CAUSE_TW_EXPIRED] = "timewait expired",		\
 	[TCPTRACE_CAUSE_TW_REUSED] = "timewait reused by connect",	\
 	[TCPTRACE_CAUSE_TW_SYN] = "timewait reused by a new SYN",	\
@@ -157,6 +189,7 @@ enum tcptrace_cause {
 	[TCPTRACE_CAUSE_TW_RST_SENT] = "reset sent from timewait",	\
 	[TCPTRACE_CAUSE_TW_NETNS] = "network namespace gone",		\
 	[TCPTRACE_CAUSE_TW_KILLED] = "timewait killed",			\
+	[TCPTRACE_CAUSE_REQ_LISTENER] = "listener closed",		\
 }
 
 /**
@@ -250,6 +283,8 @@ struct tcptrace_record {
 #define TCPTRACE_HOOK_TW_EXIT	0x04	/* TIME_WAIT -> CLOSE with its cause */
 #define TCPTRACE_HOOK_RESET	0x08	/* resets sent and received */
 #define TCPTRACE_HOOK_RETRANS	0x10	/* retransmissions */
+#define TCPTRACE_HOOK_REQUEST	0x20	/* the SYN queue: requests, cookies, children */
+#define TCPTRACE_HOOK_SYNACK	0x40	/* SYN-ACK retransmissions */
 
 /**
  * struct tcptrace_info - what the module is (TCPTRACE_IOC_INFO)
@@ -303,12 +338,15 @@ struct tcptrace_cpu_stats {
  * struct tcptrace_stats - argument of TCPTRACE_IOC_STATS
  * @nr_cpus: in: entries @cpu has room for; out: number of CPUs (nr_cpu_ids).
  *	Entries beyond both are left alone.
- * @reserved: zero.
+ * @missed: in: zero; out: hits of the module's kprobes that the kernel
+ *	skipped (a kprobe hit inside another's handler, or no free instance
+ *	of a return probe) since it was loaded: records that were never made,
+ *	and so are counted nowhere else.  Zero from older modules.
  * @cpu: per-CPU counters, indexed by CPU id.
  */
 struct tcptrace_stats {
 	__u32	nr_cpus;
-	__u32	reserved;
+	__u32	missed;
 	struct tcptrace_cpu_stats cpu[];
 };
 
