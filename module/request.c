@@ -329,10 +329,26 @@ static struct kretprobe req_drop_krp = {
 
 /* Markers first: no record is made before its marks can be left. */
 static struct kprobe *req_kps[] = {
-	&req_cookie_kp, &req_segment_kp, &req_clone_kp, &req_synack4_kp,
+	&req_segment_kp, &req_clone_kp, &req_synack4_kp,
 };
 
-static bool req_have_v6;
+/*
+ * Those a kernel may lack: one without IPv6 has no IPv6 requests, one
+ * without CONFIG_SYN_COOKIES no SYN cookies.
+ */
+static struct kprobe *req_opt_kps[] = { &req_cookie_kp, &req_synack6_kp };
+static bool req_opt_placed[ARRAY_SIZE(req_opt_kps)];
+
+static void req_unregister_opt(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(req_opt_kps); i++)
+		if (req_opt_placed[i]) {
+			unregister_kprobe(req_opt_kps[i]);
+			req_opt_placed[i] = false;
+		}
+}
 
 /**
  * tcptrace_req_attach() - record the SYN queue
@@ -343,6 +359,7 @@ static bool req_have_v6;
  */
 int tcptrace_req_attach(void)
 {
+	unsigned int i;
 	int ret;
 
 	/* Two per CPU (a task and a softirq) is the most at once. */
@@ -350,23 +367,27 @@ int tcptrace_req_attach(void)
 	ret = register_kretprobe(&req_drop_krp);
 	if (ret)
 		goto fail;
+	/* The cookie's mark before the child's birth that reads it. */
+	for (i = 0; i < ARRAY_SIZE(req_opt_kps); i++) {
+		req_opt_placed[i] = !register_kprobe(req_opt_kps[i]);
+		if (!req_opt_placed[i])
+			pr_info("cannot place a kprobe on %s: %s not recorded\n",
+				req_opt_kps[i]->symbol_name,
+				i ? "IPv6 requests are" :
+				    "children made from SYN cookies are");
+	}
 	ret = register_kprobes(req_kps, ARRAY_SIZE(req_kps));
 	if (ret) {
+		req_unregister_opt();
 		unregister_kretprobe(&req_drop_krp);
 		goto fail;
 	}
-	/* A kernel without IPv6 has no IPv6 requests either. */
-	req_have_v6 = !register_kprobe(&req_synack6_kp);
-	if (!req_have_v6 && IS_ENABLED(CONFIG_IPV6))
-		pr_info("cannot place a kprobe on %s: IPv6 requests are not recorded\n",
-			req_synack6_kp.symbol_name);
 	tcptrace_hooks |= TCPTRACE_HOOK_REQUEST;
 	return 0;
 fail:
-	pr_info("cannot place kprobes on %s, %s, %s, %s and %s (%d): the SYN queue is not recorded\n",
-		req_drop_krp.kp.symbol_name, req_cookie_kp.symbol_name,
-		req_segment_kp.symbol_name, req_clone_kp.symbol_name,
-		req_synack4_kp.symbol_name, ret);
+	pr_info("cannot place kprobes on %s, %s, %s and %s (%d): the SYN queue is not recorded\n",
+		req_drop_krp.kp.symbol_name, req_segment_kp.symbol_name,
+		req_clone_kp.symbol_name, req_synack4_kp.symbol_name, ret);
 	return 0;
 }
 
@@ -386,8 +407,9 @@ unsigned long tcptrace_req_missed(void)
 	n = req_drop_krp.nmissed + req_drop_krp.kp.nmissed;
 	for (i = 0; i < ARRAY_SIZE(req_kps); i++)
 		n += req_kps[i]->nmissed;
-	if (req_have_v6)
-		n += req_synack6_kp.nmissed;
+	for (i = 0; i < ARRAY_SIZE(req_opt_kps); i++)
+		if (req_opt_placed[i])
+			n += req_opt_kps[i]->nmissed;
 	return n;
 }
 
@@ -402,9 +424,8 @@ void tcptrace_req_detach(void)
 {
 	if (!(tcptrace_hooks & TCPTRACE_HOOK_REQUEST))
 		return;
-	if (req_have_v6)
-		unregister_kprobe(&req_synack6_kp);
 	unregister_kprobes(req_kps, ARRAY_SIZE(req_kps));
+	req_unregister_opt();
 	unregister_kretprobe(&req_drop_krp);
 	tcptrace_hooks &= ~TCPTRACE_HOOK_REQUEST;
 }
