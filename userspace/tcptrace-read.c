@@ -4610,6 +4610,7 @@ static const char *svg_state_fill(unsigned int state)
 	switch (state) {
 	case TCPTRACE_SYN_SENT:
 	case TCPTRACE_SYN_RECV:
+	case TCPTRACE_NEW_SYN_RECV:	/* a request: the handshake's */
 		return "#dde8f5";
 	case TCPTRACE_ESTABLISHED:
 		return "#dcefd9";
