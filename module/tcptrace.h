@@ -21,6 +21,7 @@
 
 #define TCPTRACE_TW_SEG_RST	0x01
 #define TCPTRACE_TW_SEG_SYN	0x02
+#define TCPTRACE_TW_SEG_FW2	0x04	/* it came in the FIN_WAIT2 substate */
 
 /**
  * struct tcptrace_birth - a child being made from a request, for request.c

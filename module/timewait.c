@@ -4,8 +4,8 @@
  * socket, which takes the full socket's place in the hashes, then closes the
  * full socket: sock:inet_sock_set_state shows FIN_WAIT2 (or CLOSING) ->
  * CLOSE, and the timewait socket never passes through it, not even when it
- * goes away.  So four kprobes, on functions both supported kernels have and
- * do not inline:
+ * goes away.  So kprobes, on functions both supported kernels have and do
+ * not inline:
  *
  *  - the hand-over, inet_twsk_hashdance() (inet_twsk_hashdance_schedule()
  *    from 6.10; compat.h): it records X -> TIME_WAIT from the full socket,
@@ -15,12 +15,16 @@
  *    hashes, once: it records TIME_WAIT -> CLOSE, with the cause below;
  *  - tw_timer_handler(), the timewait timer, which calls it on expiry;
  *  - tcp_timewait_state_process(), which handles a segment that reached a
- *    timewait socket and may, there or in its caller, kill it.
+ *    timewait socket and may, there or in its caller, kill it;
+ *  - __inet_twsk_schedule(), whose rearming after a segment that found the
+ *    timewait socket in its FIN_WAIT2 substate says the peer's FIN came:
+ *    TIME_WAIT -> TIME_WAIT, out of that substate.
  *
- * The two last only leave a mark in the CPU's buffer (which timewait socket,
- * and what the segment was), for inet_twsk_kill() on the same CPU, in the
- * same softirq, to find.  Marks are compared, never dereferenced.  The cause
- * of a kill, in the order it is decided:
+ * The timer and the segment only leave a mark in the CPU's buffer (which
+ * timewait socket, and what the segment was), for inet_twsk_kill() and
+ * __inet_twsk_schedule() on the same CPU, in the same softirq, to find.
+ * Marks are compared, never dereferenced.  The cause of a kill, in the
+ * order it is decided:
  *
  *  - the timer's mark: the timer ran out (2MSL, or the FIN_WAIT2 timeout);
  *  - the timewait socket is no longer hashed: a connect() on the same
@@ -70,7 +74,8 @@ static enum tcptrace_cause tw_cause(struct tcptrace_buf *b,
 }
 
 static void tw_fill(struct tcptrace_record *rec,
-		    const struct inet_timewait_sock *tw, enum tcptrace_cause cause)
+		    const struct inet_timewait_sock *tw, int newstate,
+		    enum tcptrace_cause cause)
 {
 	const struct tcp_timewait_sock *tcptw = tcp_twsk((struct sock *)tw);
 	enum tcptrace_ctx ctx = tcptrace_ctx();
@@ -85,9 +90,9 @@ static void tw_fill(struct tcptrace_record *rec,
 	ev->sock_id = atomic64_read(&tw->tw_cookie);
 	ev->family = tw->tw_family;
 	ev->oldstate = TCP_TIME_WAIT;
-	ev->newstate = TCP_CLOSE;
+	ev->newstate = newstate;
 	ev->flags = cause << TCPTRACE_F_CAUSE_SHIFT;
-	if (tw->tw_substate == TCP_FIN_WAIT2)
+	if (READ_ONCE(tw->tw_substate) == TCP_FIN_WAIT2)
 		ev->flags |= TCPTRACE_F_TW_FIN_WAIT2;
 	if (!ev->sock_id)
 		ev->flags |= TCPTRACE_F_ID_UNSET;
@@ -190,14 +195,12 @@ static int tw_handover_pre(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-/* inet_twsk_kill(tw): the timewait socket leaves the hashes. */
-static int tw_kill_pre(struct kprobe *p, struct pt_regs *regs)
+/* A timewait socket's record: TIME_WAIT -> @newstate. */
+static void tw_record(struct tcptrace_buf *b,
+		      const struct inet_timewait_sock *tw, int newstate,
+		      enum tcptrace_cause cause)
 {
-	const struct inet_timewait_sock *tw =
-		(void *)regs_get_kernel_argument(regs, 0);
-	struct tcptrace_buf *b = this_cpu_ptr(tcptrace_bufs);
 	const struct tcptrace_kfilter *f;
-	enum tcptrace_cause cause = tw_cause(b, tw);
 	struct tcptrace_record *rec;
 
 	f = rcu_dereference_sched(tcptrace_filter);
@@ -205,15 +208,48 @@ static int tw_kill_pre(struct kprobe *p, struct pt_regs *regs)
 					      twsk_net(tw)->ns.inum,
 					      ntohs(tw->tw_sport),
 					      ntohs(tw->tw_dport),
-					      TCP_TIME_WAIT, TCP_CLOSE)) {
+					      TCP_TIME_WAIT, newstate)) {
 		local64_inc(&b->filtered);
-		return 0;
+		return;
 	}
 
 	rec = tcptrace_buf_begin(b);
 	if (rec)
-		tw_fill(rec, tw, cause);
+		tw_fill(rec, tw, newstate, cause);
 	tcptrace_buf_end(b);
+}
+
+/* inet_twsk_kill(tw): the timewait socket leaves the hashes. */
+static int tw_kill_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	const struct inet_timewait_sock *tw =
+		(void *)regs_get_kernel_argument(regs, 0);
+	struct tcptrace_buf *b = this_cpu_ptr(tcptrace_bufs);
+
+	tw_record(b, tw, TCP_CLOSE, tw_cause(b, tw));
+	return 0;
+}
+
+/*
+ * __inet_twsk_schedule(tw, timeo, rearm): rearmed by the segment that
+ * tcp_timewait_state_process() took in the FIN_WAIT2 substate, and now in
+ * TIME_WAIT: the peer's FIN came.  TIME_WAIT -> TIME_WAIT, the substate
+ * flag gone.  (A TIME_WAIT rearmed by a retransmitted FIN was not in
+ * FIN_WAIT2 when its segment came.)
+ */
+static int tw_rearm_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	const struct inet_timewait_sock *tw =
+		(void *)regs_get_kernel_argument(regs, 0);
+	bool rearm = (u8)regs_get_kernel_argument(regs, 2);
+	struct tcptrace_buf *b = this_cpu_ptr(tcptrace_bufs);
+
+	if (!rearm || b->tw_seg != tw ||
+	    !(b->tw_seg_flags & TCPTRACE_TW_SEG_FW2) ||
+	    READ_ONCE(tw->tw_substate) != TCP_TIME_WAIT)
+		return 0;
+	b->tw_seg_flags &= ~TCPTRACE_TW_SEG_FW2;
+	tw_record(b, tw, TCP_TIME_WAIT, TCPTRACE_CAUSE_NONE);
 	return 0;
 }
 
@@ -230,10 +266,13 @@ static int tw_timer_pre(struct kprobe *p, struct pt_regs *regs)
 /* tcp_timewait_state_process(tw, skb, th, ...): a segment for it. */
 static int tw_segment_pre(struct kprobe *p, struct pt_regs *regs)
 {
-	const void *tw = (void *)regs_get_kernel_argument(regs, 0);
+	const struct inet_timewait_sock *tw =
+		(void *)regs_get_kernel_argument(regs, 0);
 	const struct tcphdr *th = (void *)regs_get_kernel_argument(regs, 2);
 	u8 flags = 0;
 
+	if (READ_ONCE(tw->tw_substate) == TCP_FIN_WAIT2)
+		flags |= TCPTRACE_TW_SEG_FW2;
 	if (th->rst)
 		flags |= TCPTRACE_TW_SEG_RST;
 	if (th->syn)
@@ -263,9 +302,15 @@ static struct kprobe tw_segment_kp = {
 	.pre_handler = tw_segment_pre,
 };
 
+static struct kprobe tw_rearm_kp = {
+	.symbol_name = "__inet_twsk_schedule",
+	.pre_handler = tw_rearm_pre,
+};
+
 /* Markers first: no record is made before its marks can be left. */
 static struct kprobe *tw_kps[] = {
-	&tw_timer_kp, &tw_segment_kp, &tw_kill_kp, &tw_handover_kp,
+	&tw_timer_kp, &tw_segment_kp, &tw_kill_kp, &tw_rearm_kp,
+	&tw_handover_kp,
 };
 
 /**
@@ -280,9 +325,10 @@ int tcptrace_tw_attach(void)
 	int ret = register_kprobes(tw_kps, ARRAY_SIZE(tw_kps));
 
 	if (ret) {
-		pr_info("cannot place kprobes on %s, %s, %s and %s (%d): TIME_WAIT is not recorded\n",
+		pr_info("cannot place kprobes on %s, %s, %s, %s and %s (%d): TIME_WAIT is not recorded\n",
 			tw_handover_kp.symbol_name, tw_timer_kp.symbol_name,
-			tw_segment_kp.symbol_name, tw_kill_kp.symbol_name, ret);
+			tw_segment_kp.symbol_name, tw_kill_kp.symbol_name,
+			tw_rearm_kp.symbol_name, ret);
 		return 0;
 	}
 	tcptrace_hooks |= TCPTRACE_HOOK_TW_ENTER | TCPTRACE_HOOK_TW_EXIT;

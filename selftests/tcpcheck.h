@@ -76,8 +76,11 @@ static const uint32_t tc_next[TCPTRACE_STATE_MAX] = {
 			       S(CLOSE),
 	[TCPTRACE_FIN_WAIT2] = S(FIN_WAIT2) | S(TIME_WAIT) | S(CLOSE),
 	[TCPTRACE_CLOSING] = S(CLOSING) | S(TIME_WAIT) | S(CLOSE),
-	/* A timewait socket ends; see tc_check_event() for CLOSE -> CLOSE. */
-	[TCPTRACE_TIME_WAIT] = S(CLOSE),
+	/*
+	 * A timewait socket ends, or leaves its FIN_WAIT2 substate; see
+	 * tc_check_event() for CLOSE -> CLOSE.
+	 */
+	[TCPTRACE_TIME_WAIT] = S(CLOSE) | S(TIME_WAIT),
 	[TCPTRACE_CLOSE_WAIT] = S(LAST_ACK) | S(CLOSE),
 	[TCPTRACE_LAST_ACK] = S(LAST_ACK) | S(CLOSE),
 #undef S
@@ -124,7 +127,8 @@ static bool tc_cause_fits(const struct tcptrace_event *ev, bool event)
 	if (!cause)
 		return true;
 	if (from == TCPTRACE_TIME_WAIT)
-		return cause >= TCPTRACE_CAUSE_TW_EXPIRED &&
+		return to == TCPTRACE_CLOSE &&
+		       cause >= TCPTRACE_CAUSE_TW_EXPIRED &&
 		       cause <= TCPTRACE_CAUSE_TW_KILLED;
 	if (from == TCPTRACE_NEW_SYN_RECV && to == TCPTRACE_CLOSE)
 		return cause == TCPTRACE_CAUSE_RST_RECEIVED ||
@@ -287,9 +291,11 @@ static void tc_check_event(struct tc_state *st, const struct tcptrace_record *r,
 			 (unsigned long long)k, cause,
 			 event ? "an event" : "a transition",
 			 tc_name(ev->oldstate), tc_name(ev->newstate));
+	/* Out of that substate, TIME_WAIT -> TIME_WAIT has no flag. */
 	if (ev->flags & TCPTRACE_F_TW_FIN_WAIT2 &&
 	    (event || (ev->newstate != TCPTRACE_TIME_WAIT &&
-		       ev->oldstate != TCPTRACE_TIME_WAIT)))
+		       ev->oldstate != TCPTRACE_TIME_WAIT) ||
+	     ev->oldstate == ev->newstate))
 		tc_error(st, "record %llu: a FIN_WAIT2 timewait outside TIME_WAIT",
 			 (unsigned long long)k);
 	if (event)

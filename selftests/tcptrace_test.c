@@ -274,6 +274,22 @@ static int xfer(int from, int to, size_t n)
 	return 0;
 }
 
+/*
+ * C (@cfd) closes first and waits for S's (@sfd) FIN before it lets go of
+ * its socket: its connection enters TIME_WAIT proper, not a timewait socket
+ * in FIN_WAIT2 that S's FIN then moves (a record more, at a time a race
+ * decides), and C's close() finds its socket in CLOSE already.
+ */
+static int close_both(int cfd, int sfd)
+{
+	char b;
+
+	if (shutdown(cfd, SHUT_WR) || recv(sfd, &b, 1, 0) != 0 ||
+	    close(sfd) || recv(cfd, &b, 1, 0) != 0)
+		return -1;
+	return close(cfd);
+}
+
 static int open_dev(void)
 {
 	return open(TCPTRACE_DEVICE, O_RDONLY | O_NONBLOCK);
@@ -609,6 +625,19 @@ TEST_F(conn, client_closes_first)
 	nc = trace_sock(&self->t, ids[1], c, 8);
 	ns = trace_sock(&self->t, ids[2], srecs, 8);
 	EXPECT_STEPS(l, nl, listener_steps);
+	/*
+	 * S's FIN, if it found C's timewait socket still in its FIN_WAIT2
+	 * substate, took it to TIME_WAIT proper: one record more.
+	 */
+	if (tw && nc == ARRAY_SIZE(client_steps) + 1 &&
+	    c[4]->ev.flags & TCPTRACE_F_TW_FIN_WAIT2) {
+		EXPECT_EQ(TCPTRACE_TIME_WAIT, c[5]->ev.oldstate);
+		EXPECT_EQ(TCPTRACE_TIME_WAIT, c[5]->ev.newstate);
+		EXPECT_EQ(0, c[5]->ev.flags);
+		EXPECT_EQ(y + 1 + m + 1, c[5]->ev.rcv_nxt);
+		EXPECT_EQ(c[4]->ev.snd_nxt, c[5]->ev.snd_nxt);
+		nc--;
+	}
 	/* The request S comes from has S's id: its record comes first. */
 	if (self->info.hooks & TCPTRACE_HOOK_REQUEST) {
 		EXPECT_STEPS(srecs, ns, request_steps);
@@ -1265,10 +1294,8 @@ TEST_F(dev, filter_port)
 	id2 = sock_cookie(c2);
 	ids[0] = id1;
 	ids[1] = sock_cookie(s1);
-	close(c1);
-	close(c2);
-	close(s1);
-	close(s2);
+	ASSERT_EQ(0, close_both(c1, s1));
+	ASSERT_EQ(0, close_both(c2, s2));
 	close(l2);
 
 	/* The client closed first: TIME_WAIT, where the kprobes are. */
@@ -1767,25 +1794,16 @@ static int filter_events(int fd)
 	return ioctl(fd, TCPTRACE_IOC_SET_FILTER, &f);
 }
 
-/*
- * Client C closes first and waits for the server's FIN before it lets go of
- * its socket: the connection enters TIME_WAIT in its TIME_WAIT substate,
- * and C's close() finds a socket already in CLOSE.  @lfd listens; returns C's
- * and the child's cookies.
- */
+/* close_both() on C and the child @lfd accepts; returns their cookies. */
 static int graceful_close(int lfd, int cfd, uint64_t *cid, uint64_t *sid)
 {
-	char b;
 	int sfd = accept(lfd, NULL, NULL);
 
 	if (sfd < 0)
 		return -1;
 	*cid = sock_cookie(cfd);
 	*sid = sock_cookie(sfd);
-	if (shutdown(cfd, SHUT_WR) || recv(sfd, &b, 1, 0) != 0 ||
-	    close(sfd) || recv(cfd, &b, 1, 0) != 0)
-		return -1;
-	return close(cfd);
+	return close_both(cfd, sfd);
 }
 
 #define NEED_TW_HOOKS(self)						\
@@ -1852,6 +1870,50 @@ TEST_F(dev, timewait_fin_wait2)
 		       TCPTRACE_LAST_ACK);
 	ASSERT_NE(NULL, rst);
 	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_RST_RECEIVED), rst->ev.flags);
+	close(lfd);
+}
+
+/*
+ * C closes while S still holds its end: C's connection goes to a timewait
+ * socket in its FIN_WAIT2 substate.  S's FIN takes it to TIME_WAIT proper.
+ */
+TEST_F(dev, timewait_fin_arrives)
+{
+	const struct tcptrace_record *enter, *fin, *last;
+	uint64_t cid, sid;
+	int lfd, cfd, sfd;
+
+	NEED_TW_HOOKS(self);
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	cfd = connect_to(AF_INET, local_port(lfd));
+	ASSERT_LE(0, cfd);
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	cid = sock_cookie(cfd);
+	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, close(cfd));
+	enter = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT, WAIT_MS);
+	ASSERT_NE(NULL, enter);
+	EXPECT_EQ(TCPTRACE_F_TW_FIN_WAIT2, enter->ev.flags);
+
+	ASSERT_EQ(0, close(sfd));
+	fin = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
+		       TCPTRACE_TIME_WAIT, TCPTRACE_TIME_WAIT, WAIT_MS);
+	ASSERT_NE(NULL, fin);
+	EXPECT_EQ(0, fin->ev.flags);
+	EXPECT_EQ(TCPTRACE_CTX_SOFTIRQ, fin->ctx);
+	EXPECT_EQ(enter->ev.rcv_nxt + 1, fin->ev.rcv_nxt);	/* the FIN */
+	EXPECT_EQ(enter->ev.snd_nxt, fin->ev.snd_nxt);
+	EXPECT_EQ(enter->ev.lport, fin->ev.lport);
+	EXPECT_EQ(enter->ev.rport, fin->ev.rport);
+	/* S gets the ACK of its FIN, from the timewait socket. */
+	last = wait_rec(self->fd, &self->t, sid, TCPTRACE_REC_STATE,
+			TCPTRACE_LAST_ACK, TCPTRACE_CLOSE, WAIT_MS);
+	ASSERT_NE(NULL, last);
+	EXPECT_EQ(fin->ev.rcv_nxt, last->ev.snd_una);
+	EXPECT_LE(fin->ts_ns, last->ts_ns);
 	close(lfd);
 }
 
@@ -2252,6 +2314,52 @@ TEST_F(dev, syn_cookies)
 		  TCPTRACE_F_SEQ_UNSET, child->ev.flags);
 	EXPECT_LT(cookie->ts_ns, child->ts_ns);
 	/* Nothing was queued. */
+	EXPECT_EQ(0, count_recs(&self->t, TCPTRACE_REC_STATE, TCPTRACE_LISTEN,
+				TCPTRACE_NEW_SYN_RECV, 0));
+	close(sfd);
+	close(cfd);
+	close(lfd);
+}
+
+/*
+ * TCP Fast Open without cookies (tcp_fastopen=0x207): the SYN carries data,
+ * and the listener makes the child at once, from a request never queued.
+ */
+TEST_F(dev, fastopen_child)
+{
+	const struct tcptrace_record *child, *est;
+	struct sockaddr_storage ss;
+	int lfd, cfd, sfd, qlen = 8;
+	uint64_t id;
+	socklen_t len;
+	char b;
+
+	NEED_REQ_HOOKS(self);
+	if (write_sysctl("/proc/sys/net/ipv4/tcp_fastopen", "519"))
+		SKIP(return, "no TCP Fast Open here");
+	lfd = listener(AF_INET, false);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, setsockopt(lfd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
+				sizeof(qlen)));
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, cfd);
+	len = loopback(AF_INET, false, local_port(lfd), &ss);
+	ASSERT_EQ(1, sendto(cfd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&ss,
+			    len)) TH_LOG("sendto: %s", strerror(errno));
+	sfd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, sfd);
+	ASSERT_EQ(1, recv(sfd, &b, 1, 0));
+	id = sock_cookie(sfd);
+	est = wait_rec(self->fd, &self->t, id, TCPTRACE_REC_STATE,
+		       TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED, WAIT_MS);
+	ASSERT_NE(NULL, est);
+	child = find_rec(&self->t, id, TCPTRACE_REC_STATE, TCPTRACE_LISTEN,
+			 TCPTRACE_SYN_RECV);
+	ASSERT_NE(NULL, child);
+	EXPECT_EQ(CAUSE(TCPTRACE_CAUSE_FASTOPEN) | TCPTRACE_F_ADDR_UNSET |
+		  TCPTRACE_F_SEQ_UNSET, child->ev.flags);
+	/* Made at the SYN, before the handshake ended, with no request. */
+	EXPECT_LT(child->ts_ns, est->ts_ns);
 	EXPECT_EQ(0, count_recs(&self->t, TCPTRACE_REC_STATE, TCPTRACE_LISTEN,
 				TCPTRACE_NEW_SYN_RECV, 0));
 	close(sfd);

@@ -2342,6 +2342,13 @@ static const char *record_note(const struct tcptrace_record *rec, char *buf,
 			   cause_names[cause] : "unknown cause";
 	bool fw2 = rec->ev.flags & TCPTRACE_F_TW_FIN_WAIT2;
 
+	/* A timewait socket out of its FIN_WAIT2 substate. */
+	if (rec->type == TCPTRACE_REC_STATE &&
+	    rec->ev.oldstate == TCPTRACE_TIME_WAIT &&
+	    rec->ev.newstate == TCPTRACE_TIME_WAIT) {
+		snprintf(buf, len, "the peer's FIN: timewait out of FIN_WAIT2");
+		return buf;
+	}
 	snprintf(buf, len, "%s%s%s", cause ? what : "",
 		 cause && fw2 ? ", " : "",
 		 fw2 ? "timewait in FIN_WAIT2" : "");
@@ -3411,6 +3418,9 @@ static void ladder_event(struct ladder *l, int i,
 	case TCPTRACE_FIN_WAIT2 << 8 | TCPTRACE_TIME_WAIT:
 		if (tw_fin_wait2(ev))
 			break;	/* no FIN came: a timewait socket waits for it */
+		__attribute__((fallthrough));
+	case TCPTRACE_TIME_WAIT << 8 | TCPTRACE_TIME_WAIT:
+		/* The FIN, to the connection or to its timewait socket. */
 		ladder_seg_row(l, SEG_LATE, o);
 		ladder_seg_row(l, SEG_FIN, o);
 		recv = SEG_FIN;
@@ -3613,7 +3623,8 @@ static void time_wait_phrase(char *buf, size_t len, const struct sock *s)
 	out = find_trans(s, TCPTRACE_TIME_WAIT, TCPTRACE_CLOSE, false);
 	buf[0] = '\0';
 	/* A timewait socket still waiting for the FIN of the peer. */
-	what = in && tw_fin_wait2(&in->ev) ?
+	what = in && tw_fin_wait2(&in->ev) &&
+	       !find_trans(s, TCPTRACE_TIME_WAIT, TCPTRACE_TIME_WAIT, false) ?
 	       "a FIN_WAIT2 timewait socket" :
 	       "TIME_WAIT";
 	if (in && out && out->ts_ns >= in->ts_ns) {

@@ -75,6 +75,12 @@ cp "$cap" "$work/t"
 patch "$work/t" 4 27 73			# the child's birth: a request's timeout
 expect "a request's cause on a child" 1 "cause 7 in a transition NEW_SYN_RECV -> SYN_RECV" "$work/t"
 
+cp "$cap" "$work/t"
+patch "$work/t" 10 26 06		# FIN_WAIT2 -> TIME_WAIT -> TIME_WAIT
+patch "$work/t" 10 25 06
+patch "$work/t" 10 27 08		# ... still in the FIN_WAIT2 substate
+expect "a timewait socket leaving FIN_WAIT2 with the flag" 1 "FIN_WAIT2 timewait outside" "$work/t"
+
 # Records 3 and 4 (the client's SYN_SENT -> ESTABLISHED and the child's
 # birth) gone: the client skips a state.  An error without a loss record.
 { head -c $((64 + 128 * 3)) "$cap"; tail -c +$((64 + 128 * 5 + 1)) "$cap"; } >"$work/t"

@@ -467,7 +467,7 @@ declare -A capture_checks=(
 	[v4mapped]="-c 1 -b 100 -C -t 13" [serverclose]="-c 1 -b 100 -S"
 	[simclose]="-c 1 -b 100 -M" [halfclose]="-c 1 -C" [reset]="-c 1 -R"
 	[refused]="-c 0 -r 1" [loss]="-l" [orphan]="-c 1 -b 100 -C -t 14"
-	[syncookie]="-c 1 -b 100 -C -t 12"
+	[syncookie]="-c 1 -b 100 -C -t 12" [finlate]="-c 1 -b 100 -C -t 13"
 )
 for cap in "$tests"/captures/*.cap; do
 	[ -e "$cap" ] || continue

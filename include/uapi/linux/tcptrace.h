@@ -127,7 +127,8 @@ enum tcptrace_ctx {
  * peer's has not arrived.  The kernel moves an orphaned FIN_WAIT2 connection
  * into a timewait socket to save memory; the connection's protocol state is
  * still FIN_WAIT2.  In TIME_WAIT -> CLOSE: the timewait socket was still in
- * that substate when it went away.
+ * that substate when it went away.  The peer's FIN takes it out of it:
+ * TIME_WAIT -> TIME_WAIT, without the flag.
  */
 #define TCPTRACE_F_TW_FIN_WAIT2	0x08
 /*
