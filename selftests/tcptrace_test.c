@@ -1708,20 +1708,33 @@ TEST_F(dev, other_netns)
 
 /* TIME_WAIT and the causes of transitions (module/timewait.c, probe.c). */
 
-static const struct tcptrace_record *find_rec(const struct trace *t,
-					      uint64_t id, int type,
-					      int oldstate, int newstate)
+/*
+ * The first record of that type and those states, of socket @id (0: any)
+ * and from remote port @rport (-1: any); NULL if there is none.
+ */
+static const struct tcptrace_record *find_match(const struct trace *t,
+						uint64_t id, int rport,
+						int type, int oldstate,
+						int newstate)
 {
 	size_t i;
 
 	for (i = 0; i < t->nr; i++) {
 		const struct tcptrace_record *r = &t->rec[i];
 
-		if (r->type == type && r->ev.sock_id == id &&
+		if (r->type == type && (!id || r->ev.sock_id == id) &&
+		    (rport < 0 || r->ev.rport == rport) &&
 		    r->ev.oldstate == oldstate && r->ev.newstate == newstate)
 			return r;
 	}
 	return NULL;
+}
+
+static const struct tcptrace_record *find_rec(const struct trace *t,
+					      uint64_t id, int type,
+					      int oldstate, int newstate)
+{
+	return find_match(t, id, -1, type, oldstate, newstate);
 }
 
 /* Read until that record is there, or @ms have passed. */
@@ -2257,16 +2270,7 @@ static const struct tcptrace_record *find_rport(const struct trace *t,
 						uint16_t rport, int type,
 						int oldstate, int newstate)
 {
-	size_t i;
-
-	for (i = 0; i < t->nr; i++) {
-		const struct tcptrace_record *r = &t->rec[i];
-
-		if (r->type == type && r->ev.rport == rport &&
-		    r->ev.oldstate == oldstate && r->ev.newstate == newstate)
-			return r;
-	}
-	return NULL;
+	return find_match(t, 0, rport, type, oldstate, newstate);
 }
 
 /*
