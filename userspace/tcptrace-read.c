@@ -305,6 +305,7 @@ struct sock {
 	__u8 state;
 	__u64 state_ts;
 	bool birth_known;	/* seen leaving CLOSE, or born from LISTEN */
+	bool request_birth;	/* born as a request: LISTEN -> NEW_SYN_RECV */
 	__u64 birth_ts;
 	bool listener;
 	bool closed;
@@ -363,7 +364,7 @@ static struct state {
 	unsigned int nr_losses;
 	struct trans_count *trans;
 	unsigned int nr_trans, trans_cap;
-	struct hist handshake, close_wait, lifetime;
+	struct hist handshake, server_handshake, close_wait, lifetime;
 	unsigned int nr_ladders;
 	bool header_printed;
 	int exit_status;
@@ -2028,8 +2029,14 @@ static void track(const struct tcptrace_record *rec, struct view *v,
 	      (ev->newstate == TCPTRACE_SYN_RECV ||
 	       ev->newstate == TCPTRACE_NEW_SYN_RECV)))) {
 		s->birth_known = true;
+		s->request_birth = ev->newstate == TCPTRACE_NEW_SYN_RECV;
 		s->birth_ts = rec->ts_ns;
 	}
+	/* The server's handshake: from the SYN its request was made of. */
+	if (ev->oldstate == TCPTRACE_SYN_RECV &&
+	    ev->newstate == TCPTRACE_ESTABLISHED && s->request_birth &&
+	    rec->ts_ns >= s->birth_ts)
+		hist_add(&st.server_handshake, rec->ts_ns - s->birth_ts);
 	if (ev->newstate == TCPTRACE_CLOSE && s->birth_known &&
 	    !s->listener && rec->ts_ns >= s->birth_ts)
 		hist_add(&st.lifetime, rec->ts_ns - s->birth_ts);
@@ -4110,6 +4117,7 @@ static void print_stars(unsigned long long v, unsigned long long max,
 
 static const char *const hist_titles[] = {
 	"handshake: connect() to ESTABLISHED, client sockets",
+	"handshake: the SYN to ESTABLISHED, accepted sockets with their request",
 	"time in CLOSE_WAIT: the peer's FIN to our close()",
 	"lifetime: connect() or birth from a listener, to CLOSE",
 };
@@ -4117,7 +4125,12 @@ static const char *const hist_titles[] = {
 /* The histograms, in the order of hist_titles. */
 static const struct hist *hist_of(unsigned int i)
 {
-	return i == 0 ? &st.handshake : i == 1 ? &st.close_wait : &st.lifetime;
+	static const struct hist *const hists[] = {
+		&st.handshake, &st.server_handshake, &st.close_wait,
+		&st.lifetime,
+	};
+
+	return hists[i];
 }
 
 /* The last slot with a count (-1: none), and the largest count in *@max. */
