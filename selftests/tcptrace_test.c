@@ -253,6 +253,36 @@ static int connect_to(int family, uint16_t port)
 	return fd;
 }
 
+/*
+ * An IPv4 loopback connection: a listener (@lfd), a client connected to it
+ * (@cfd) and the child it accepted (@sfd), with the client's and the
+ * child's ids.  Return: 0, or -1 with errno set and nothing left open.
+ */
+static int loopback_conn(int *lfd, int *cfd, int *sfd, uint64_t *cid,
+			 uint64_t *sid)
+{
+	int err;
+
+	*lfd = listener(AF_INET, false);
+	if (*lfd < 0)
+		return -1;
+	*cfd = connect_to(AF_INET, local_port(*lfd));
+	if (*cfd >= 0) {
+		*sfd = accept(*lfd, NULL, NULL);
+		if (*sfd >= 0) {
+			*cid = sock_cookie(*cfd);
+			*sid = sock_cookie(*sfd);
+			return 0;
+		}
+	}
+	err = errno;
+	if (*cfd >= 0)
+		close(*cfd);
+	close(*lfd);
+	errno = err;
+	return -1;
+}
+
 static int xfer(int from, int to, size_t n)
 {
 	char buf[4096];
@@ -1841,14 +1871,8 @@ TEST_F(dev, timewait_fin_wait2)
 	NEED_TW_HOOKS(self);
 	ASSERT_EQ(0, filter_events(self->fd));
 	ASSERT_EQ(0, write_sysctl("/proc/sys/net/ipv4/tcp_fin_timeout", "1"));
-	lfd = listener(AF_INET, false);
-	ASSERT_LE(0, lfd);
-	cfd = connect_to(AF_INET, local_port(lfd));
-	ASSERT_LE(0, cfd);
-	sfd = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, sfd);
-	cid = sock_cookie(cfd);
-	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, loopback_conn(&lfd, &cfd, &sfd, &cid, &sid))
+		TH_LOG("%s", strerror(errno));
 	ASSERT_EQ(0, close(cfd));
 
 	leave = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
@@ -1897,14 +1921,8 @@ TEST_F(dev, timewait_fin_arrives)
 	int lfd, cfd, sfd;
 
 	NEED_TW_HOOKS(self);
-	lfd = listener(AF_INET, false);
-	ASSERT_LE(0, lfd);
-	cfd = connect_to(AF_INET, local_port(lfd));
-	ASSERT_LE(0, cfd);
-	sfd = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, sfd);
-	cid = sock_cookie(cfd);
-	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, loopback_conn(&lfd, &cfd, &sfd, &cid, &sid))
+		TH_LOG("%s", strerror(errno));
 	ASSERT_EQ(0, close(cfd));
 	enter = wait_rec(self->fd, &self->t, cid, TCPTRACE_REC_STATE,
 			 TCPTRACE_FIN_WAIT2, TCPTRACE_TIME_WAIT, WAIT_MS);
@@ -2206,14 +2224,8 @@ TEST_F(dev, reset_causes)
 	if (!(self->info.hooks & TCPTRACE_HOOK_RESET))
 		SKIP(return, "no reset tracepoints here");
 	ASSERT_EQ(0, filter_events(self->fd));
-	lfd = listener(AF_INET, false);
-	ASSERT_LE(0, lfd);
-	cfd = connect_to(AF_INET, local_port(lfd));
-	ASSERT_LE(0, cfd);
-	sfd = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, sfd);
-	cid = sock_cookie(cfd);
-	sid = sock_cookie(sfd);
+	ASSERT_EQ(0, loopback_conn(&lfd, &cfd, &sfd, &cid, &sid))
+		TH_LOG("%s", strerror(errno));
 	ASSERT_EQ(0, setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lin,
 				sizeof(lin)));
 	ASSERT_EQ(0, close(cfd));
@@ -2288,14 +2300,8 @@ TEST_F(dev, syn_cookies)
 		SKIP(return, "no SYN cookies in this kernel");
 	ASSERT_EQ(0, filter_events(self->fd));
 	ASSERT_EQ(0, write_sysctl(SYNCOOKIES, "2"));
-	lfd = listener(AF_INET, false);
-	ASSERT_LE(0, lfd);
-	cfd = connect_to(AF_INET, local_port(lfd));
-	ASSERT_LE(0, cfd);
-	sfd = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, sfd);
-	ids[0] = sock_cookie(cfd);
-	ids[1] = sock_cookie(sfd);
+	ASSERT_EQ(0, loopback_conn(&lfd, &cfd, &sfd, &ids[0], &ids[1]))
+		TH_LOG("%s", strerror(errno));
 	est = wait_rec(self->fd, &self->t, ids[1], TCPTRACE_REC_STATE,
 		       TCPTRACE_SYN_RECV, TCPTRACE_ESTABLISHED, WAIT_MS);
 	ASSERT_NE(NULL, est);
