@@ -1903,6 +1903,18 @@ static void socks_free(void)
 		sock_free(st.oldest);
 }
 
+/*
+ * Whether a transition can be a socket's first: out of CLOSE, or its birth
+ * off a listener (a request, or a child).
+ */
+static bool is_birth(const struct tcptrace_event *ev)
+{
+	return ev->oldstate == TCPTRACE_CLOSE ||
+	       (ev->oldstate == TCPTRACE_LISTEN &&
+		(ev->newstate == TCPTRACE_SYN_RECV ||
+		 ev->newstate == TCPTRACE_NEW_SYN_RECV));
+}
+
 /* What the socket's ISNs are, learnt from the records ending a handshake. */
 static void learn_isns(struct sock *s, const struct tcptrace_event *ev)
 {
@@ -2023,11 +2035,7 @@ static void track(const struct tcptrace_record *rec, struct view *v,
 	if (ev->newstate == TCPTRACE_LISTEN || ev->oldstate == TCPTRACE_LISTEN)
 		s->listener = ev->newstate == TCPTRACE_LISTEN ||
 			      ev->newstate == TCPTRACE_CLOSE;
-	if (!s->birth_known && ev->newstate != TCPTRACE_CLOSE &&
-	    (ev->oldstate == TCPTRACE_CLOSE ||
-	     (ev->oldstate == TCPTRACE_LISTEN &&
-	      (ev->newstate == TCPTRACE_SYN_RECV ||
-	       ev->newstate == TCPTRACE_NEW_SYN_RECV)))) {
+	if (!s->birth_known && ev->newstate != TCPTRACE_CLOSE && is_birth(ev)) {
 		s->birth_known = true;
 		s->request_birth = ev->newstate == TCPTRACE_NEW_SYN_RECV;
 		s->birth_ts = rec->ts_ns;
@@ -3738,18 +3746,12 @@ static int role_rank(const struct sock *s)
 /* Whether all of @s's life is in its records: from birth to CLOSE. */
 static bool whole_life(const struct sock *s)
 {
-	const struct tcptrace_event *ev;
-
 	if (!s)
 		return true;
 	if (!s->nr_recs || !s->closed || s->lost_while_open ||
 	    s->recs_dropped)
 		return false;
-	ev = &s->recs[0].ev;
-	return ev->oldstate == TCPTRACE_CLOSE ||
-	       (ev->oldstate == TCPTRACE_LISTEN &&
-		(ev->newstate == TCPTRACE_SYN_RECV ||
-		 ev->newstate == TCPTRACE_NEW_SYN_RECV));
+	return is_birth(&s->recs[0].ev);
 }
 
 /* Which end goes left, and the roles: the client on the left. */
@@ -3842,10 +3844,7 @@ static void ladder_build(struct ladder *l, const struct sock *a,
 		r = side ? r1 : r0;
 		ev = &r->ev;
 		t = l->end[side].s;
-		if (ev->oldstate != TCPTRACE_CLOSE &&
-		    !(ev->oldstate == TCPTRACE_LISTEN &&
-		      (ev->newstate == TCPTRACE_SYN_RECV ||
-		       ev->newstate == TCPTRACE_NEW_SYN_RECV)) &&
+		if (!is_birth(ev) &&
 		    (!k[side] ||
 		     t->recs[k[side] - 1].ev.newstate != ev->oldstate)) {
 			/* It entered the old state when no record shows. */
